@@ -1,0 +1,2 @@
+"""Paper-trading and simulated-exchange events (family owned by the paper executors)."""
+from __future__ import annotations
