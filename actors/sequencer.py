@@ -126,15 +126,24 @@ async def run_sequencer(
     (backpressure) instead of growing memory.
     """
     task_status.started()
+    live = list(subscribers)
+    gone: list[Subscriber] = []
     async with inputs:
         async for src, ts_ns, ev in inputs:
             records = sequencer.submit(src, ts_ns, ev)
             flush()
             if on_records is not None:
                 on_records(records)
-            for sub in subscribers:
+            for sub in live:
                 for rec in records:
                     if sub.wants(rec[1]):
-                        await sub.send.send(rec)
+                        try:
+                            await sub.send.send(rec)
+                        except (trio.BrokenResourceError, trio.ClosedResourceError):
+                            gone.append(sub)  # the sink stopped (shutdown): it gets nothing more
+                            break
+            if gone:
+                live = [s for s in live if s not in gone]
+                gone.clear()
     for sub in subscribers:
         await sub.send.aclose()

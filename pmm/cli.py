@@ -1,12 +1,231 @@
-"""The `pmm` command line: parses arguments and calls wiring. Nothing else lives here."""
+"""The `pmm` command line: parses arguments and calls wiring. Nothing else lives here.
+
+Every error the user can cause (bad arguments, a missing or damaged journal, a bad config) ends in one line on
+stderr naming the problem, and a non-zero exit: 1 for a failed check (a proof, a replay mismatch, corruption),
+2 for unusable input.
+"""
 from __future__ import annotations
 
+import argparse
 import sys
+from pathlib import Path
+
+EXIT_FAIL = 1
+EXIT_USAGE = 2
+
+
+def _err(msg: str) -> None:
+    print(f"pmm: {msg}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------- prove
+def cmd_prove(args: argparse.Namespace) -> int:
+    from replay.prove import run_proofs
+
+    try:
+        results = run_proofs(Path(args.out), only=args.only or None)
+    except KeyError as exc:
+        _err(str(exc.args[0]))
+        return EXIT_USAGE
+    width = max(len(r.name) for r in results) if results else 0
+    for r in results:
+        print(f"{'PASS' if r.passed else 'FAIL'}  {r.name:<{width}}  {r.detail}")
+    failed = sum(not r.passed for r in results)
+    print(f"{len(results) - failed} passed, {failed} failed; artifacts in {args.out}/ (summary.json, journals/)")
+    return EXIT_FAIL if failed else 0
+
+
+# ---------------------------------------------------------------- replay
+def cmd_replay_verify(args: argparse.Namespace) -> int:
+    from journal import JournalCorruption, JournalError
+    from replay.verify import verify
+
+    try:
+        res = verify(Path(args.journal))
+    except JournalCorruption as exc:
+        _err(str(exc))
+        return EXIT_FAIL
+    except (JournalError, ValueError, OSError) as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    for note in res.notes:
+        print(note)
+    if res.ok:
+        print(f"OK: {res.records} records ({res.inputs} inputs) replayed bit for bit: {args.journal}")
+        return 0
+    import msgspec
+
+    from events.codec import to_plain
+
+    m = res.mismatch
+    assert m is not None
+    print(f"MISMATCH at seq {m.seq}, actor {m.actor}: {m.reason}")
+    print("  recorded:", msgspec.json.encode(to_plain(m.seq, m.recorded)).decode() if m.recorded else "(nothing)")
+    print("  replayed:", msgspec.json.encode(to_plain(m.seq, m.replayed)).decode() if m.replayed else "(nothing)")
+    return EXIT_FAIL
+
+
+def cmd_replay_show(args: argparse.Namespace) -> int:
+    from journal import JournalCorruption, JournalError
+    from replay.show import show_lines
+
+    out = sys.stdout.buffer
+    try:
+        for line in show_lines(Path(args.journal), from_seq=args.from_seq, to_seq=args.to_seq, source=args.source):
+            out.write(line + b"\n")
+    except BrokenPipeError:
+        return 0
+    except JournalCorruption as exc:
+        out.flush()
+        _err(str(exc))
+        return EXIT_FAIL
+    except (JournalError, ValueError, OSError) as exc:
+        out.flush()
+        _err(str(exc))
+        return EXIT_USAGE
+    return 0
+
+
+# ---------------------------------------------------------------- sessions
+def cmd_session(args: argparse.Namespace) -> int:
+    import trio
+
+    from actors.session import SessionError, default_print, endpoints_for, endpoints_from_config, run_session
+    from journal import JournalError
+    from pmm.config import ConfigError, load_config
+    from pmm.launch import SandboxStartError, sandbox_process
+
+    mode = args.cmd
+    try:
+        cfg = load_config(Path(args.config) if args.config else None)
+    except ConfigError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    if mode == "paper" and args.fills:
+        import msgspec
+
+        cfg = msgspec.structs.replace(cfg, fills=args.fills)
+    journal_root = Path(args.journal or cfg.journal_dir)
+    duration = args.duration if args.duration is not None else (DEFAULT_PAPER_S if mode == "paper" else None)
+
+    async def main() -> int:
+        endpoints = endpoints_from_config(cfg, args.exchange)
+        if endpoints is None:
+            async with sandbox_process(seed=cfg.exchange.sandbox_seed, scenario=cfg.exchange.sandbox_scenario) as url:
+                res = await run_session(cfg, mode=mode, endpoints=endpoints_for(url, sandbox=True),
+                                        duration_s=duration, journal_root=journal_root, out=default_print)
+        else:
+            res = await run_session(cfg, mode=mode, endpoints=endpoints, duration_s=duration,
+                                    journal_root=journal_root, out=default_print)
+        _final_summary(mode, res)
+        return 0
+
+    try:
+        return trio.run(main)
+    except (SessionError, SandboxStartError, JournalError, OSError) as exc:
+        _err(str(exc))
+        return EXIT_FAIL
+
+
+DEFAULT_PAPER_S = 180.0
+
+
+def _final_summary(mode: str, res) -> None:
+    st = res.stats
+    secs = (st.now_ns - st.started_ns) / 1e9
+    print(f"--- {mode} session ended after {secs:.0f} s ---")
+    print(f"frames {st.frames}, reconnects {st.reconnects}, parse errors {st.parse_errors}, "
+          f"desired-quote updates {st.desired_quotes}")
+    if mode != "shadow":
+        codes = ", ".join(f"{k} {v}" for k, v in sorted(st.reject_codes.items())) or "none"
+        print(f"order intents {st.intents}, risk rejects {st.rejects} ({codes}), fills {st.fills}, "
+              f"position {st.position_shares:+.2f} shares, PnL {st.pnl:+.4f} USD")
+        if st.churn is not None:
+            c = st.churn
+            print(f"churn (last minute): {c.places} places, {c.cancels} cancels, {c.replaces} replaces, "
+                  f"mean order life {c.mean_life_ns / 1e9:.1f} s")
+    print(f"kill switch: {st.halted or 'not tripped'}")
+    print(f"journal: {res.run_dir} ({st.last_seq} records)")
+    print(f"replay it: pmm replay verify {res.run_dir}")
+
+
+# ---------------------------------------------------------------- sandbox
+def cmd_sandbox(args: argparse.Namespace, rest: list[str]) -> int:
+    from sandbox.cli import main as sandbox_main
+
+    return sandbox_main(rest)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1: {v}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text}")
+    return v
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        _err(f"{self.prog.removeprefix('pmm').strip() or 'usage'}: {message} (see --help)")
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="pmm", description="pmm: a Polymarket market maker with deterministic replay.")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+
+    pr = sub.add_parser("prove", help="run the offline proofs; write artifacts/proofs/latest/")
+    pr.add_argument("--out", default="artifacts/proofs/latest", help="artifact folder (replaced)")
+    pr.add_argument("--only", nargs="*", metavar="NAME", help="run only these proofs")
+    pr.set_defaults(fn=cmd_prove)
+
+    rp = sub.add_parser("replay", help="verify or show a journal")
+    rsub = rp.add_subparsers(dest="replay_cmd", required=True, parser_class=_Parser)
+    rv = rsub.add_parser("verify", help="re-derive all core output from the recorded inputs and compare bytes")
+    rv.add_argument("journal", help="journal directory")
+    rv.set_defaults(fn=cmd_replay_verify)
+    rs = rsub.add_parser("show", help="print records as JSON lines")
+    rs.add_argument("journal", help="journal directory")
+    rs.add_argument("--from", dest="from_seq", type=_positive_int, default=1, metavar="SEQ")
+    rs.add_argument("--to", dest="to_seq", type=_positive_int, default=None, metavar="SEQ")
+    rs.add_argument("--source", default=None, metavar="ACTOR", help="only records from this actor")
+    rs.set_defaults(fn=cmd_replay_show)
+
+    for name, help_ in (("shadow", "live market data in, desired quotes computed, nothing sent"),
+                        ("paper", "quote against live data with no real orders (simulated fills by default)")):
+        sp = sub.add_parser(name, help=help_)
+        sp.add_argument("--config", metavar="FILE", help="config.json (default: safe built-in defaults)")
+        sp.add_argument("--exchange", metavar="URL", help="base URL of a sandbox or an exchange laid out like it")
+        sp.add_argument("--duration", type=_positive_float, metavar="SECONDS",
+                        help="stop after this long" + (" (default 180)" if name == "paper" else " (default: until Ctrl-C)"))
+        sp.add_argument("--journal", metavar="DIR", help="folder for run journals (default: config journal_dir)")
+        if name == "paper":
+            sp.add_argument("--fills", choices=["none", "sim"], help="none: record only; sim: simulated fills")
+        sp.set_defaults(fn=cmd_session)
+
+    sb = sub.add_parser("sandbox", help="run the sandbox exchange (see `pmm sandbox --help`)", add_help=False)
+    sb.set_defaults(fn=None, passthrough=cmd_sandbox)
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    print("pmm: no subcommands yet", file=sys.stderr)
-    return 2
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "sandbox":
+        return cmd_sandbox(argparse.Namespace(), argv[1:])
+    args = build_parser().parse_args(argv)
+    return int(args.fn(args))
 
 
 if __name__ == "__main__":

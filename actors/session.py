@@ -1,0 +1,257 @@
+"""Running a session: shadow or paper, against the configured exchange (the built-in sandbox by default).
+
+Boot order (each step finishes before the next starts, so no actor emits early): resolve endpoints ->
+geoblock gate (real exchanges) -> discover markets -> open the journal -> sequencer + group commit ->
+``RunStarted`` -> sinks (console, resync fetcher) -> edges (clock, feed). Stop (duration, Ctrl-C, SIGTERM):
+edges stop, ``OperatorStop`` (the risk gate trips the kill switch and every open order is cancelled),
+``RunEnded``, the sequencer drains, the journal is flushed, fsynced and closed.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import trio
+
+from actors.edge.clock import Clock, WallClock, run_ticks
+from actors.edge.feed import FeedSettings, MarketFeed
+from actors.edge.rest import BookFetcher, DiscoveryError, discover_markets
+from actors.sequencer import Sequencer, Subscriber, run_sequencer
+from actors.sink.stats import SessionStats
+from actors.wiring import build_core
+from events.control import OperatorStop, RunEnded, RunStarted
+from events.market import ResyncRequest
+from events.params import CoreParams
+from journal import Journal
+from pmm.config import AppConfig, config_hash
+from replay.journal_io import JournalSink, header_info
+
+VERSION = "0.1.0"
+
+
+class SessionError(RuntimeError):
+    """The session cannot start. One line, meant for the operator."""
+
+
+@dataclass
+class Endpoints:
+    rest_url: str
+    market_ws_url: str
+    geoblock_url: str
+    sandbox: bool
+
+
+def endpoints_for(base_url: str, *, sandbox: bool) -> Endpoints:
+    base = base_url.rstrip("/")
+    ws = re.sub(r"^http", "ws", base)
+    return Endpoints(rest_url=base, market_ws_url=f"{ws}/ws/market", geoblock_url=f"{base}/api/geoblock", sandbox=sandbox)
+
+
+def endpoints_from_config(cfg: AppConfig, exchange_url: str | None) -> Endpoints | None:
+    """Endpoints from ``--exchange`` or config; None means "start the built-in sandbox"."""
+    if exchange_url:
+        return endpoints_for(exchange_url, sandbox=False)
+    ex = cfg.exchange
+    if not ex.rest_url:
+        return None
+    ep = endpoints_for(ex.rest_url, sandbox=False)
+    return Endpoints(
+        rest_url=ex.rest_url.rstrip("/"),
+        market_ws_url=ex.market_ws_url or ep.market_ws_url,
+        geoblock_url=ex.geoblock_url or ep.geoblock_url,
+        sandbox=False,
+    )
+
+
+async def check_geoblock(client: httpx.AsyncClient, url: str) -> str:
+    """Fail closed: returns a description when allowed, raises SessionError when blocked or unreachable."""
+    try:
+        r = await client.get(url, timeout=10)
+        body = r.json() if r.status_code == 200 else None
+    except (httpx.HTTPError, ValueError) as exc:
+        raise SessionError(f"geoblock check failed ({url}: {type(exc).__name__}); refusing to start") from None
+    if not isinstance(body, dict) or not isinstance(body.get("blocked"), bool):
+        raise SessionError(f"geoblock check failed ({url}: HTTP {r.status_code}); refusing to start")
+    where = f"{body.get('country', '?')}/{body.get('region', '?')}"
+    if body["blocked"]:
+        raise SessionError(f"geoblock: this location ({where}) is blocked by the exchange; refusing to start")
+    return f"geoblock: allowed ({where})"
+
+
+def prior_halt(journal_root: Path) -> str:
+    """The halt reason of the previous run if it crashed while halted (a clean stop clears it)."""
+    from events.control import KillSwitch
+    from journal import JournalError, JournalReader
+    from replay.journal_io import read_envelopes
+
+    runs = sorted(p for p in journal_root.glob("*/") if p.is_dir()) if journal_root.exists() else []
+    if not runs:
+        return ""
+    try:
+        reader = JournalReader(runs[-1])
+        halt, ended = "", False
+        for _seq, _payload, env in read_envelopes(reader):
+            if isinstance(env.ev, KillSwitch) and not halt:
+                halt = env.ev.reason
+            elif isinstance(env.ev, RunEnded):
+                ended = True
+        return "" if ended else halt
+    except (JournalError, ValueError, OSError):
+        return "previous_journal_unreadable"
+
+
+@dataclass
+class SessionResult:
+    run_dir: Path
+    stats: SessionStats
+    notes: list[str] = field(default_factory=list)
+
+
+def new_run_id(mode: str, clock: Clock) -> str:
+    t = datetime.fromtimestamp(clock.now_ns() / 1e9, tz=UTC)
+    return f"{t:%Y%m%d-%H%M%S}-{mode}-{os.getpid()}"
+
+
+async def run_session(
+    cfg: AppConfig,
+    *,
+    mode: str,
+    endpoints: Endpoints,
+    duration_s: float | None,
+    journal_root: Path,
+    clock: Clock | None = None,
+    out: Callable[[str], None] = print,
+    stop: trio.Event | None = None,
+    handle_signals: bool = True,
+    print_every_s: float = 1.0,
+) -> SessionResult:
+    """Run one session to its end and return where its journal is, with the final figures."""
+    clock = clock or WallClock()
+    notes: list[str] = []
+    async with httpx.AsyncClient() as client:
+        if not endpoints.sandbox:
+            notes.append(await check_geoblock(client, endpoints.geoblock_url))
+        try:
+            markets = await discover_markets(
+                client, endpoints.rest_url, [m.condition_id for m in cfg.markets if m.condition_id], cfg.auto_markets
+            )
+        except DiscoveryError as exc:
+            raise SessionError(str(exc)) from None
+        fills = {"shadow": "none", "paper": cfg.fills, "live": "live"}[mode]
+        params = CoreParams(
+            markets=markets, quoter=cfg.quoter, orders=cfg.orders, risk=cfg.risk, sim=cfg.sim,
+            fills=fills, quoting=mode != "shadow",  # type: ignore[arg-type]
+        )
+        seed = cfg.seed or (clock.now_ns() & 0x7FFF_FFFF_FFFF_FFFF)
+        run_id = new_run_id(mode, clock)
+        journal_root = Path(journal_root)
+        halt = prior_halt(journal_root)
+        run_dir = journal_root / run_id
+        chash = config_hash(cfg)
+        journal = Journal.create(run_dir, header_info(run_id=run_id, seed=seed, created_ns=clock.now_ns(), config_hash=chash))
+        sink = JournalSink(journal)
+        sequencer = Sequencer(sink, build_core(params))
+        stats = SessionStats()
+        sequencer.submit(
+            "session",
+            clock.now_ns(),
+            RunStarted(run_id=run_id, mode=mode, version=VERSION, seed=seed, config_hash=chash,  # type: ignore[arg-type]
+                       params=params, prior_halt=halt),
+        )
+        sink.flush()
+        stats.mode, stats.run_id, stats.started_ns = mode, run_id, clock.now_ns()
+        out(f"pmm {mode}: run {run_id}, {len(markets)} market(s) on {endpoints.rest_url}"
+            + (" (built-in sandbox)" if endpoints.sandbox else ""))
+        if halt:
+            out(f"pmm {mode}: the previous run crashed while halted ({halt}): trading stays HALTED in this run")
+        for n in notes:
+            out(f"pmm {mode}: {n}")
+
+        in_tx, in_rx = trio.open_memory_channel(1024)
+
+        async def emit(src: str, ev: object) -> None:
+            await in_tx.send((src, clock.now_ns(), ev))
+
+        resync_tx, resync_rx = trio.open_memory_channel(64)
+        subs = [Subscriber("resync", lambda env: isinstance(env.ev, ResyncRequest), resync_tx)]
+        reason = "duration elapsed"
+        try:
+            async with trio.open_nursery() as core:
+                core.start_soon(journal.run_group_commit)
+                seq_done = trio.Event()
+
+                async def sequencer_task(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+                    try:
+                        await run_sequencer(sequencer, in_rx, flush=sink.flush, subscribers=subs,
+                                            on_records=stats.feed_all, task_status=task_status)
+                    finally:
+                        seq_done.set()
+
+                await core.start(sequencer_task)
+                async with trio.open_nursery() as edges:
+                    edges.start_soon(_printer, stats, clock, out, print_every_s)
+                    await edges.start(BookFetcher(endpoints.rest_url, emit, client).run, resync_rx)
+                    await edges.start(run_ticks, emit, cfg.tick_ms / 1000)
+                    tokens = [t for m in markets for t in (m.yes_token, m.no_token)]
+                    feed = MarketFeed(endpoints.market_ws_url, tokens, emit, seed=seed,
+                                      settings=FeedSettings(**{f: getattr(cfg.feed, f) for f in cfg.feed.__struct_fields__}))
+                    await edges.start(feed.run)
+                    reason = await _wait_for_stop(duration_s, stop, handle_signals)
+                    edges.cancel_scope.cancel()
+                await in_tx.send(("operator", clock.now_ns(), OperatorStop(reason=reason)))
+                await in_tx.send(("session", clock.now_ns(), RunEnded(reason=reason)))
+                await in_tx.aclose()
+                await seq_done.wait()  # the sequencer drained every input, RunEnded included
+                core.cancel_scope.cancel()
+        finally:
+            journal.close()
+    return SessionResult(run_dir=run_dir, stats=stats, notes=notes)
+
+
+async def _wait_for_stop(duration_s: float | None, stop: trio.Event | None, handle_signals: bool) -> str:
+    result = "duration elapsed"
+    async with trio.open_nursery() as n:
+        def done(why: str) -> None:
+            nonlocal result
+            result = why
+            n.cancel_scope.cancel()
+
+        async def timer() -> None:
+            await trio.sleep(duration_s if duration_s is not None else math.inf)
+            done("duration elapsed")
+
+        async def event() -> None:
+            assert stop is not None
+            await stop.wait()
+            done("stop requested")
+
+        async def signals() -> None:
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as rx:
+                async for sig in rx:
+                    done(f"operator stop ({signal.Signals(sig).name})")
+
+        n.start_soon(timer)
+        if stop is not None:
+            n.start_soon(event)
+        if handle_signals:
+            n.start_soon(signals)
+    return result
+
+
+async def _printer(stats: SessionStats, clock: Clock, out: Callable[[str], None], every_s: float) -> None:
+    while True:
+        await trio.sleep(every_s)
+        out(stats.line(clock.now_ns()))
+
+
+def default_print(line: str) -> None:
+    print(line, flush=True)
+    sys.stdout.flush()
