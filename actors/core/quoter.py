@@ -109,8 +109,12 @@ def taper_sizes(base: int, growth: int, max_position: int, levels: int, min_size
 
 
 def plan_quotes(m: MarketParams, qp: QuoterParams, yes: BookView | None, no: BookView | None,
-                pos_yes: int, pos_no: int) -> Plan:
-    """The quotes wanted in market ``m`` given both books and the positions (pure)."""
+                pos_yes: int, pos_no: int, max_size: int = 10**15) -> Plan:
+    """The quotes wanted in market ``m`` given both books and the positions (pure).
+
+    ``max_size`` is the risk gate's per-order size limit: the quoter never asks for more (it would only be
+    rejected), and it chases the rewards minimum size only when that fits under the limit.
+    """
     if yes is None or no is None or not yes.valid or not no.valid:
         return Plan((), 0, "book_invalid")
     top_b = yes.best_bid()
@@ -134,7 +138,8 @@ def plan_quotes(m: MarketParams, qp: QuoterParams, yes: BookView | None, no: Boo
     raw_ask = raw_bid + spread
     v = m.reward_max_spread
     rewards = v > 0 and m.reward_min_size > 0
-    base = max(qp.size, m.reward_min_size) if rewards else qp.size
+    base = max(qp.size, m.reward_min_size) if rewards and m.reward_min_size <= max_size else qp.size
+    base = min(base, max_size)
     bid_sizes = taper_sizes(base, net, qp.max_position, qp.levels, m.min_order_size)
     ask_sizes = taper_sizes(base, -net, qp.max_position, qp.levels, m.min_order_size)
     lo = tick
@@ -219,6 +224,7 @@ class QuoterActor:
     def __init__(self, params: CoreParams, books: BooksView) -> None:
         self.params = params
         self.qp = params.quoter
+        self.max_size = params.risk.max_order_size
         self.books = books
         self._markets = [_Market(m) for m in params.markets]
         self._all = tuple(range(len(self._markets)))
@@ -283,7 +289,7 @@ class QuoterActor:
         m = mk.m
         pos = self._pos
         return plan_quotes(m, self.qp, self.books.get(m.yes_token), self.books.get(m.no_token),
-                           pos.get(m.yes_token, 0), pos.get(m.no_token, 0))
+                           pos.get(m.yes_token, 0), pos.get(m.no_token, 0), max_size=self.max_size)
 
     def _evaluate(self, which: Sequence[int], now: int) -> list[Event]:
         out: list[Event] = []

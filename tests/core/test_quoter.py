@@ -15,7 +15,7 @@ from events.base import MICRO
 from events.control import KillSwitch, Tick
 from events.market import FeedFrame, FeedStatus
 from events.orders import DesiredQuotes, Position, Quote, RewardEstimate
-from events.params import CoreParams, MarketParams, QuoterParams
+from events.params import CoreParams, MarketParams, QuoterParams, RiskParams
 from replay.harness import MemorySink
 
 YES, NO, CID = "11", "22", "0x" + "ef" * 32
@@ -409,3 +409,15 @@ def test_same_inputs_twice_give_identical_journals(seed_script: int) -> None:
             _run_op(c, o, state)
         runs.append(list(c.sink.payloads))
     assert runs[0] == runs[1] and len(runs[0]) > len(script)
+
+
+def test_quote_size_when_rewards_minimum_exceeds_risk_order_limit_then_capped_at_the_limit() -> None:
+    big = MarketParams(condition_id=CID, yes_token=YES, no_token=NO, min_order_size=5 * MICRO,
+                       reward_min_size=100 * MICRO, reward_max_spread=30_000)
+    c = Core(big, size=60 * MICRO)
+    c.params = CoreParams(markets=(big,), quoter=QuoterParams(size=60 * MICRO), risk=RiskParams(max_order_size=50 * MICRO))
+    c.quoter = QuoterActor(c.params, c.book.books)
+    c.seq = Sequencer(c.sink, [c.book, c.quoter])
+    c.send(FeedStatus(conn=1, state="connected"))
+    c.frame(pair(BIDS, ASKS))
+    assert c.quotes and all(quote.size == 50 * MICRO for quote in c.quotes)
