@@ -198,6 +198,8 @@ async def run_session(
                 await core.start(sequencer_task)
                 async with trio.open_nursery() as edges:
                     edges.start_soon(_printer, stats, clock, out, print_every_s)
+                    edges.start_soon(_status_writer, stats, clock, run_dir, Path(cfg.status_file),
+                                     Path(cfg.publish_dir) if cfg.publish_dir else None, notes)
                     await edges.start(BookFetcher(endpoints.rest_url, emit, client).run, resync_rx)
                     await edges.start(run_ticks, emit, cfg.tick_ms / 1000)
                     tokens = [t for m in markets for t in (m.yes_token, m.no_token)]
@@ -213,6 +215,7 @@ async def run_session(
                 core.cancel_scope.cancel()
         finally:
             journal.close()
+            _write_final_status(stats, clock, run_dir, Path(cfg.status_file), notes)
     return SessionResult(run_dir=run_dir, stats=stats, notes=notes)
 
 
@@ -250,6 +253,34 @@ async def _printer(stats: SessionStats, clock: Clock, out: Callable[[str], None]
     while True:
         await trio.sleep(every_s)
         out(stats.line(clock.now_ns()))
+
+
+async def _status_writer(
+    stats: SessionStats, clock: Clock, run_dir: Path, path: Path, publish: Path | None, notes: list[str]
+) -> None:
+    """status.json every second; when publishing, a copy plus one summary line a minute (append-only).
+
+    The status is built on the trio thread (it reads the live stats); the writes and fsyncs go to a worker
+    thread so the sequencer never waits on the disk for it.
+    """
+    from actors.sink.status import build_status, publish_status, write_status
+
+    n = 0
+    while True:
+        status = build_status(stats, now_ns=clock.now_ns(), version=VERSION, journal=run_dir, state="running",
+                              preflight=notes)
+        await trio.to_thread.run_sync(write_status, path, status)
+        if publish is not None:
+            await trio.to_thread.run_sync(publish_status, publish, status, n % 60 == 0)
+        n += 1
+        await trio.sleep(1)
+
+
+def _write_final_status(stats: SessionStats, clock: Clock, run_dir: Path, path: Path, notes: list[str]) -> None:
+    from actors.sink.status import build_status, write_status
+
+    write_status(path, build_status(stats, now_ns=clock.now_ns(), version=VERSION, journal=run_dir,
+                                    state="stopped", preflight=notes))
 
 
 def default_print(line: str) -> None:

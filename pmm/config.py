@@ -63,6 +63,11 @@ class AppConfig(_Cfg):
     sim: SimParams = SimParams()
     feed: FeedConfig = FeedConfig()
     journal_dir: str = "journals"
+    status_file: str = "status.json"
+    """Rewritten atomically every second while a session runs (read it with `pmm status`)."""
+    publish_dir: str = ""
+    """If set: a folder (e.g. one synced to an observer) that gets a copy of status.json and an append-only
+    summary.jsonl (one line a minute). The trading process only writes there, never reads."""
     tick_ms: Annotated[int, Meta(ge=10, le=5000)] = 250
     seed: Annotated[int, Meta(ge=0, le=2**63 - 1)] = 0
     """Seed of the edges' randomness (reconnect jitter). 0: drawn at start; journaled either way."""
