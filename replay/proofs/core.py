@@ -121,8 +121,8 @@ def _done_before(s: ScriptedSession, seq: int) -> set[str]:
 
 @proof("rejected_order_never_reaches_sink")
 def rejected_order_never_reaches_sink(ctx: ProofContext) -> str:
-    # Quotes of 10 shares against a 5-share order limit: every place is rejected by the risk gate.
-    params = CoreParams(markets=(MARKET,), fills="none", risk=RiskParams(max_order_size=5 * MICRO))
+    # Quotes of 10 shares at ~0.5 (about 5 dollars) against a 1-dollar notional limit: every place is rejected.
+    params = CoreParams(markets=(MARKET,), fills="none", risk=RiskParams(max_order_notional=1 * MICRO))
     s = quoting_session(ctx, params)
     intents = list(s.find(OrderIntent))
     rejects = s.events(RiskReject)
