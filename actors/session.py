@@ -215,7 +215,8 @@ async def run_session(
                 core.cancel_scope.cancel()
         finally:
             journal.close()
-            _write_final_status(stats, clock, run_dir, Path(cfg.status_file), notes)
+            _write_final_status(stats, clock, run_dir, Path(cfg.status_file), notes,
+                                Path(cfg.publish_dir) if cfg.publish_dir else None)
     return SessionResult(run_dir=run_dir, stats=stats, notes=notes)
 
 
@@ -276,11 +277,16 @@ async def _status_writer(
         await trio.sleep(1)
 
 
-def _write_final_status(stats: SessionStats, clock: Clock, run_dir: Path, path: Path, notes: list[str]) -> None:
-    from actors.sink.status import build_status, write_status
+def _write_final_status(
+    stats: SessionStats, clock: Clock, run_dir: Path, path: Path, notes: list[str], publish: Path | None
+) -> None:
+    from actors.sink.status import build_status, publish_status, write_status
 
-    write_status(path, build_status(stats, now_ns=clock.now_ns(), version=VERSION, journal=run_dir,
-                                    state="stopped", preflight=notes))
+    status = build_status(stats, now_ns=clock.now_ns(), version=VERSION, journal=run_dir, state="stopped",
+                          preflight=notes)
+    write_status(path, status)
+    if publish is not None:
+        publish_status(publish, status, True)
 
 
 def default_print(line: str) -> None:

@@ -149,13 +149,6 @@ def _final_summary(mode: str, res) -> None:
     print(f"replay it: pmm replay verify {res.run_dir}")
 
 
-# ---------------------------------------------------------------- sandbox
-def cmd_sandbox(args: argparse.Namespace, rest: list[str]) -> int:
-    from sandbox.cli import main as sandbox_main
-
-    return sandbox_main(rest)
-
-
 def _positive_int(text: str) -> int:
     try:
         v = int(text)
@@ -215,15 +208,32 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--fills", choices=["none", "sim"], help="none: record only; sim: simulated fills")
         sp.set_defaults(fn=cmd_session)
 
-    sb = sub.add_parser("sandbox", help="run the sandbox exchange (see `pmm sandbox --help`)", add_help=False)
-    sb.set_defaults(fn=None, passthrough=cmd_sandbox)
+    for name, help_ in (("sandbox", "run the sandbox exchange"),
+                        ("report", "write a self-contained HTML report of a journal"),
+                        ("observe", "read-only rolling summary of a journal or a published status")):
+        sub.add_parser(name, help=f"{help_} (see `pmm {name} --help`)", add_help=False)
     return p
+
+
+def _passthrough(name: str):
+    """Subcommands with their own argument parsers, in their own modules (imported only when used)."""
+    import importlib
+
+    module, fn = PASSTHROUGH[name]
+    return getattr(importlib.import_module(module), fn)
+
+
+PASSTHROUGH = {
+    "sandbox": ("sandbox.cli", "main"),
+    "report": ("pmm.report", "report_main"),
+    "observe": ("pmm.observe", "observe_main"),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "sandbox":
-        return cmd_sandbox(argparse.Namespace(), argv[1:])
+    if argv and argv[0] in PASSTHROUGH:
+        return int(_passthrough(argv[0])(argv[1:]))
     args = build_parser().parse_args(argv)
     return int(args.fn(args))
 
