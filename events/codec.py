@@ -16,7 +16,7 @@ from typing import Any, Union
 import msgspec
 
 from events.base import Event, Seq, TsNs
-from events import control, market, orders, paper, risk  # noqa: F401  (the families: importing registers them)
+from events import control, market, orders, paper, risk  # the families: importing registers them
 
 SCHEMA_VERSION = 1
 """Version of the event vocabulary. Journals of another version are refused with a clear message."""
@@ -42,7 +42,7 @@ def _collect() -> tuple[type[Event], ...]:
 ALL_EVENTS: tuple[type[Event], ...] = _collect()
 """Every event type, sorted by tag (so the union, and the fingerprint, do not depend on import order)."""
 
-AnyEvent = Union[ALL_EVENTS]  # type: ignore[valid-type]  # noqa: UP007
+AnyEvent = Union[ALL_EVENTS]  # type: ignore[valid-type]
 
 
 class Envelope(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):

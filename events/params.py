@@ -90,11 +90,20 @@ class RiskParams(Params):
     feed_stale_ns: DurationNs = 30 * 10**9
     """Kill switch when the feed connection has been silent (no frame at all, PONG included) this long."""
     max_loss: Annotated[int, Meta(ge=0)] = 20 * MICRO
-    """Kill switch when realized + mark-to-market PnL falls below minus this."""
+    """Kill switch when mark-to-market PnL (cash + position x mark, realized included) falls below minus this."""
     daily_loss: Annotated[int, Meta(ge=0)] = 20 * MICRO
     error_burst: PosInt = 10
     """Kill switch after this many exchange errors within ``error_window_ns``."""
     error_window_ns: DurationNs = 60 * 10**9
+    book_invalid_ns: DurationNs = 10 * 10**9
+    """Kill switch when the book of a market we quote has been invalid (resyncing, crossed) this long."""
+    reduce_loss: Annotated[int, Meta(ge=0)] = 10 * MICRO
+    """REDUCING (only position-reducing orders pass) when PnL falls below minus this (the PnL the loss limits use:
+    see ``actors.core.risk``)."""
+    fill_burst: PosInt = 10
+    """Repeated-execution throttle: after this many fills on one token and side within ``fill_window_ns``, new
+    orders on that token and side are refused until the window has moved on."""
+    fill_window_ns: DurationNs = 10 * 10**9
 
 
 class SimParams(Params):
