@@ -42,7 +42,7 @@ def _collect() -> tuple[type[Event], ...]:
 ALL_EVENTS: tuple[type[Event], ...] = _collect()
 """Every event type, sorted by tag (so the union, and the fingerprint, do not depend on import order)."""
 
-AnyEvent = Union[ALL_EVENTS]  # type: ignore[valid-type]
+AnyEvent = Union[ALL_EVENTS]  # type: ignore[valid-type]  # noqa: UP007 (a Union over a tuple of types)
 
 
 class Envelope(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):

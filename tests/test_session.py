@@ -119,6 +119,6 @@ async def test_session_on_a_real_exchange_when_geoblock_allows_then_runs_and_rec
     tmp_path: Path, autojump_clock
 ) -> None:
     async with open_sandbox(seed=1, scenario="calm", geoblock="allowed") as sb:
-        res, lines = await session(tmp_path, sb, "shadow", 3, sandbox=False)
+        _, lines = await session(tmp_path, sb, "shadow", 3, sandbox=False)
     assert any("geoblock: allowed" in line for line in lines)
     assert read_status(tmp_path / "status.json").preflight[0].startswith("geoblock: allowed")
