@@ -2,20 +2,21 @@
 
 ``build_core`` gives the same core actors, in the same declared order, to every mode, to every proof and to
 replay: book -> quoter -> order manager -> risk gate -> executor core (paper recorder or simulated exchange)
--> portfolio. Edge and sink actors are plugged in around it by the session runners (``actors.session``).
+-> portfolio -> metrics. Edge and sink actors are plugged in around it by the session runners (``actors.session``).
 """
 from __future__ import annotations
 
 from actors.core.base import CoreActor
 from events.params import CoreParams
 
-CORE_ORDER = ("book", "quoter", "orders", "risk", "exec", "portfolio")
+CORE_ORDER = ("book", "quoter", "orders", "risk", "exec", "portfolio", "metrics")
 """Declared delivery order of the core actors (the ``name`` of each)."""
 
 
 def build_core(params: CoreParams) -> list[CoreActor]:
     """Fresh core actors for ``params``. Everything they will ever emit follows from params and their inputs."""
     from actors.core.book import BookActor
+    from actors.core.metrics import MetricsActor
     from actors.core.orders import OrderManager
     from actors.core.paper import PaperRecorder
     from actors.core.portfolio import Portfolio
@@ -38,6 +39,7 @@ def build_core(params: CoreParams) -> list[CoreActor]:
         RiskGate(params),
         executor,
         Portfolio(params),
+        MetricsActor(params),
     ]
     names = tuple(a.name for a in actors)
     if names != CORE_ORDER:

@@ -6,7 +6,7 @@ fills themselves use the shared vocabulary of ``events.orders`` (``ExchangeReply
 """
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from msgspec import Meta
 
@@ -68,3 +68,29 @@ class RestingScore(Event, tag="prs"):
     two_sided: bool
     q_bid: Score = 0
     q_ask: Score = 0
+
+
+class QuoteQuality(Event, tag="qq"):
+    """How our resting quotes sat in the book over the last window (event time), per token and side.
+
+    ``at_top_ppm``: share of the window (parts per million) during which our best order on that side was at or
+    better than the book's best price on that side. ``mean_distance_ticks_x100``: time-weighted mean distance of
+    our best order from the mid, in hundredths of a tick. Both count only time with an order resting.
+    """
+
+    token_id: str
+    side: Literal["BUY", "SELL"]
+    window_ns: int
+    resting_ns: int
+    at_top_ppm: int
+    mean_distance_ticks_x100: int
+
+
+class SessionMetrics(Event, tag="sm"):
+    """Session health over the run so far: uptime, feed reconnects (count and per hour) and kill switches by cause."""
+
+    uptime_ns: int
+    reconnects: int
+    reconnects_per_hour_x100: int
+    stale_feed_kills: int
+    connected_ns: int

@@ -144,6 +144,13 @@ def _final_summary(mode: str, res) -> None:
             c = st.churn
             print(f"churn (last minute): {c.places} places, {c.cancels} cancels, {c.replaces} replaces, "
                   f"mean order life {c.mean_life_ns / 1e9:.1f} s")
+        for (token, side), q in sorted(st.quote_quality.items()):
+            print(f"quotes {token[:6]}…{token[-4:]} {side}: at top of book {q.at_top_ppm / 1e4:.0f}% of "
+                  f"{q.resting_ns / 1e9:.0f} s resting, mean {q.mean_distance_ticks_x100 / 100:.1f} ticks from mid "
+                  f"(last minute)")
+    hours = secs / 3600 if secs > 0 else 0
+    rate = f"{st.reconnects / hours:.1f}/h" if hours else "n/a"
+    print(f"uptime {secs:.0f} s, reconnects {st.reconnects} ({rate}), stale-feed kill switches {st.stale_kills}")
     print(f"kill switch: {st.halted or 'not tripped'}")
     print(f"journal: {res.run_dir} ({st.last_seq} records)")
     print(f"replay it: pmm replay verify {res.run_dir}")

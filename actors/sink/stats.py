@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from events.codec import Envelope
 from events.control import KillSwitch, RunStarted, TradingState
+from events.paper import QuoteQuality, SessionMetrics
 from events.market import BookChanged, FeedFrame, FeedStatus, ParseError, RestBook
 from events.orders import (
     Churn,
@@ -62,6 +63,9 @@ class SessionStats:
     orders: dict[str, str] = field(default_factory=dict)
     desired: dict[str, DesiredQuotes] = field(default_factory=dict)
     exchange_errors: int = 0
+    quote_quality: dict[tuple[str, str], QuoteQuality] = field(default_factory=dict)
+    metrics: SessionMetrics | None = None
+    stale_kills: int = 0
     _frames_window: list[tuple[int, int]] = field(default_factory=list)
 
     def token(self, t: str) -> TokenView:
@@ -113,6 +117,7 @@ class SessionStats:
             v = self.token(ev.token_id)
             v.position, v.mtm, v.realized, v.cash = ev.position, ev.mtm, ev.realized, ev.cash
         elif isinstance(ev, KillSwitch):
+            self.stale_kills += ev.reason == "feed_stale"
             self.halted = self.halted or f"{ev.reason}: {ev.detail}" if ev.detail else self.halted or ev.reason
         elif isinstance(ev, TradingState):
             self.trading_state = ev.state
@@ -120,6 +125,10 @@ class SessionStats:
             self.reward_score[ev.condition_id] = ev.score
         elif isinstance(ev, Churn):
             self.churn = ev
+        elif isinstance(ev, QuoteQuality):
+            self.quote_quality[(ev.token_id, ev.side)] = ev
+        elif isinstance(ev, SessionMetrics):
+            self.metrics = ev
         elif isinstance(ev, RunStarted):
             self.run_id, self.mode, self.started_ns = ev.run_id, ev.mode, env.ts_ns
 
