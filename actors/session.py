@@ -29,7 +29,7 @@ from actors.sink.stats import SessionStats
 from actors.wiring import build_core
 from events.control import OperatorStop, RunEnded, RunStarted
 from events.market import ResyncRequest
-from events.params import CoreParams
+from events.params import CoreParams, MarketParams
 from journal import Journal
 from pmm.config import AppConfig, config_hash
 from replay.journal_io import JournalSink, header_info
@@ -108,6 +108,19 @@ def prior_halt(journal_root: Path) -> str:
         return "previous_journal_unreadable"
 
 
+async def resolve_markets(client: httpx.AsyncClient, rest_url: str, cfg: AppConfig) -> tuple[MarketParams, ...]:
+    """Markets named completely in the config are used as given; a bare condition id is looked up; none: auto."""
+    full = [m for m in cfg.markets if m.condition_id and m.yes_token and m.no_token]
+    lookup = [m.condition_id for m in cfg.markets if m.condition_id and not (m.yes_token and m.no_token)]
+    bad = [m for m in cfg.markets if not m.condition_id]
+    if bad:
+        raise DiscoveryError("config markets: each market needs a condition_id (and optionally yes_token, no_token)")
+    out = [MarketParams(condition_id=m.condition_id, yes_token=m.yes_token, no_token=m.no_token) for m in full]
+    if lookup or not cfg.markets:
+        out += await discover_markets(client, rest_url, lookup, cfg.auto_markets)
+    return tuple(out)
+
+
 @dataclass
 class SessionResult:
     run_dir: Path
@@ -140,9 +153,7 @@ async def run_session(
         if not endpoints.sandbox:
             notes.append(await check_geoblock(client, endpoints.geoblock_url))
         try:
-            markets = await discover_markets(
-                client, endpoints.rest_url, [m.condition_id for m in cfg.markets if m.condition_id], cfg.auto_markets
-            )
+            markets = await resolve_markets(client, endpoints.rest_url, cfg)
         except DiscoveryError as exc:
             raise SessionError(str(exc)) from None
         fills = {"shadow": "none", "paper": cfg.fills, "live": "live"}[mode]

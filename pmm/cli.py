@@ -237,8 +237,31 @@ PASSTHROUGH = {
 }
 
 
+def _sandbox_playback_from_journal(argv: list[str]) -> list[str]:
+    """``pmm sandbox --playback JOURNAL_DIR``: export the journal's raw frames for the sandbox to serve."""
+    if "--playback" not in argv:
+        return argv
+    i = argv.index("--playback")
+    if i + 1 >= len(argv) or not Path(argv[i + 1]).is_dir():
+        return argv
+    import tempfile
+
+    from replay.export import export_frames
+
+    out = Path(tempfile.mkdtemp(prefix="pmm-playback-")) / "frames.jsonl"
+    n = export_frames(Path(argv[i + 1]), out)
+    print(f"pmm sandbox: serving {n} recorded frames from journal {argv[i + 1]}", flush=True)
+    return [*argv[:i + 1], str(out), *argv[i + 2:]]
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "sandbox":
+        try:
+            argv = ["sandbox", *_sandbox_playback_from_journal(argv[1:])]
+        except Exception as exc:  # a damaged journal: one line, like every other command
+            _err(str(exc).splitlines()[0])
+            return EXIT_USAGE
     if argv and argv[0] in PASSTHROUGH:
         return int(_passthrough(argv[0])(argv[1:]))
     args = build_parser().parse_args(argv)
