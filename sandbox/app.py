@@ -16,7 +16,7 @@ import trio
 from . import rest
 from .exchange import ExchangeState
 from .faults import HTTP_ERROR_MESSAGES
-from .rest import HTTPError
+from .rest import DropConnection, HTTPError, Reply
 from .wire import encode
 
 Handler = Callable[..., Awaitable[Any]]
@@ -143,9 +143,24 @@ class SandboxApp:
                 raise HTTPError(404, f"Not found: {path}")
             handler, args = resolved
             result = await handler(req, *args)
-            await self._respond(send, 200, result)
+            if isinstance(result, Reply):
+                await self._respond(send, result.status, result.body, result.headers)
+            else:
+                await self._respond(send, 200, result)
         except HTTPError as e:
-            await self._respond(send, e.status, {"error": e.message}, e.headers)
+            await self._respond(send, e.status, {"error": e.message, **e.extra}, e.headers)
+        except DropConnection as e:
+            await self._drop(send, e.body)
+
+    @staticmethod
+    async def _drop(send: Any, obj: Any) -> None:
+        """Announce a full JSON body, send half of it and stop: the server then closes the connection and the
+        client sees a truncated response (an ASGI app cannot send a TCP reset)."""
+        data = encode(obj).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": data[: len(data) // 2], "more_body": True})
+        # returning with the response unfinished makes hypercorn close the connection
 
     @staticmethod
     async def _respond(send: Any, status: int, obj: Any, extra: dict[str, str] | None = None) -> None:

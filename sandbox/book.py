@@ -45,6 +45,11 @@ class BinaryBook:
         self.asks: dict[int, int] = {}  # YES asks
         self.last_trade: dict[str, int | None] = {spec.yes_token: None, spec.no_token: None}
         self.timestamp_ms = timestamp_ms
+        # The order side's share of each level (YES terms, micro-shares). `bids`/`asks` above are the TOTALS
+        # (synthetic liquidity + user orders), which is what every frame and snapshot shows; the simulator
+        # only ever cancels / trims its own part (total - user) and its takers trade against the total.
+        self.user_bids: dict[int, int] = {}
+        self.user_asks: dict[int, int] = {}
 
     # ---- YES-side queries -------------------------------------------------------------------------------
     def best_bid(self) -> int | None:
@@ -52,6 +57,10 @@ class BinaryBook:
 
     def best_ask(self) -> int | None:
         return min(self.asks) if self.asks else None
+
+    def user_size(self, yes_side: str, price: int) -> int:
+        """The part of a YES level that belongs to user orders (0 when the order side has none there)."""
+        return (self.user_bids if yes_side == "BUY" else self.user_asks).get(price, 0)
 
     def is_yes(self, token: str) -> bool:
         if token == self.spec.yes_token:

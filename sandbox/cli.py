@@ -13,9 +13,10 @@ import sys
 
 import trio
 
-from .faults import WS_FAULTS
+from .faults import ORDER_FAULTS, WS_FAULTS
 from .scenarios import SCENARIOS
 from .server import open_sandbox
+from .testkeys import TEST_ADDRESS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speed", type=float, default=1.0, help="playback speed factor (default 1.0)")
     p.add_argument("--page-size", type=int, default=2, help="page size of /markets etc. (default 2)")
     p.add_argument(
+        "--collateral", type=float, default=10_000.0, help="pUSD every account starts with (default 10000)"
+    )
+    p.add_argument(
+        "--tokens", type=float, default=0.0, help="shares of every outcome token every account starts with"
+    )
+    p.add_argument(
         "--wall-timestamps",
         action="store_true",
         help="stamp events with the wall clock instead of deterministic sim time",
@@ -68,6 +75,8 @@ async def _run(args: argparse.Namespace) -> int:
             speed=args.speed,
             page_size=args.page_size,
             wall_timestamps=args.wall_timestamps,
+            collateral=args.collateral,
+            tokens=args.tokens,
         ) as sb:
             mode = (
                 f"playback of {args.playback} (speed {args.speed})"
@@ -80,6 +89,10 @@ async def _run(args: argparse.Namespace) -> int:
             for m in sb.markets:
                 print(f"  market {m.condition_id}  tokens {' '.join(m.tokens)}")
             print(f"  ws faults: {', '.join(WS_FAULTS)} (POST {sb.faults_url})")
+            print(
+                f"  order side: test key 0x11..11 = {TEST_ADDRESS}; one-shot faults {', '.join(ORDER_FAULTS)}; "
+                f"audit {sb.base_url}/_sandbox/audit"
+            )
             print(
                 "READY "
                 + json.dumps(

@@ -1,11 +1,10 @@
-"""The shared exchange state: one object that the REST API, the market channel and (later) the order side read
-and change. It holds the market source (the simulator or a playback), the fault switches, the geoblock mode and
+"""The shared exchange state: one object that the REST API, the market channel and the order side read and
+change. It holds the market source (the simulator or a playback), the fault switches, the geoblock mode and
 counters.
 
-Slot for the order side (`sandbox/orders.py`, a later task): it gets this object, registers its routes on the
-app (`SandboxApp.add_route` / `add_ws`), keeps its state in `ExchangeState.orders`, and changes books through
-the source (`MarketSim.books[cid]`, a `BinaryBook`: `set_level` returns the `price_changes` entries to
-broadcast with `hub.broadcast`).
+The order side (`sandbox/orders.py` registers its routes, `sandbox/engine.py` is the `OrderEngine`) lives in
+`ExchangeState.orders` and changes books through the source (`MarketSim.books[cid]`, a `BinaryBook`:
+`set_level` returns the `price_changes` entries to broadcast with `hub.broadcast`).
 """
 
 from __future__ import annotations
@@ -60,7 +59,7 @@ class ExchangeState:
         self.set_geoblock(geoblock)
         self.hub = MarketHub(self)
         faults._injector = self.hub.inject
-        self.orders: Any = None  # slot for the order side (sandbox/orders.py)
+        self.orders: Any = None  # the OrderEngine (sandbox/engine.py), set by sandbox/orders.register
 
     def set_geoblock(self, mode: str) -> None:
         if mode not in GEOBLOCK_MODES:

@@ -26,11 +26,37 @@ GEOBLOCK_ANSWERS = {
 
 
 class HTTPError(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+    """An `{"error": message, **extra}` answer with `status` (and extra response headers)."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers = headers or {}
+        self.extra = extra or {}
+
+
+class Reply:
+    """A non-error answer with a status other than 200 and/or extra headers (handlers may return one)."""
+
+    def __init__(self, body: Any, status: int = 200, headers: dict[str, str] | None = None) -> None:
+        self.body = body
+        self.status = status
+        self.headers = headers or {}
+
+
+class DropConnection(Exception):
+    """Raised by a handler: send the status line and half the body, then cut the connection."""
+
+    def __init__(self, body: Any = None) -> None:
+        super().__init__("connection dropped (sandbox fault)")
+        self.body = body
 
 
 def _token(st: ExchangeState, req: Request, *, path_token: str | None = None) -> str:
@@ -90,7 +116,7 @@ def market_json(st: ExchangeState, m: MarketSpec) -> dict[str, Any]:
         "active": True,
         "closed": False,
         "archived": False,
-        "accepting_orders": True,
+        "accepting_orders": st.orders.accepting_orders(m.condition_id) if st.orders is not None else True,
         "accepting_order_timestamp": "2026-09-01T00:00:00Z",
         "minimum_order_size": m.min_order_size,
         "minimum_tick_size": tick_float(tick),
@@ -211,6 +237,35 @@ def register(app: SandboxApp) -> None:
             raise HTTPError(404, "market not found")
         return market_json(st, m)
 
+    async def market_by_token(req: Request, token: str) -> Any:
+        if not st.source.has(token):
+            raise HTTPError(404, "market not found")
+        m = st.source.market_of(token)
+        return {
+            "condition_id": m.condition_id,
+            "primary_token_id": m.yes_token,
+            "secondary_token_id": m.no_token,
+        }
+
+    async def clob_market(req: Request, cid: str) -> Any:
+        """The compact market info py_clob_client_v2's get_clob_market_info() reads (tick, neg risk, fees)."""
+        m = st.market_by_cid(cid)
+        if m is None:
+            raise HTTPError(404, "market not found")
+        return {
+            "gst": None,
+            "r": {"min_size": m.rewards_min_size, "max_spread": m.rewards_max_spread}
+            if m.has_rewards
+            else None,
+            "t": [{"t": t, "o": m.outcome(t)} for t in m.tokens],
+            "mos": m.min_order_size,
+            "mts": tick_float(st.source.tick(m.yes_token)),
+            "mbf": 0,
+            "tbf": 0,
+            "nr": m.neg_risk,
+            "fd": {"r": 0, "e": 0, "to": True},
+        }
+
     async def rewards_current(req: Request) -> Any:
         ms = [m for m in st.markets if m.has_rewards]
         sp = req.query.get("sponsored")
@@ -303,4 +358,6 @@ def register(app: SandboxApp) -> None:
     ):
         app.add_route("POST", path, fn)
     app.add_prefix_route("GET", "/markets/", market)
+    app.add_prefix_route("GET", "/markets-by-token/", market_by_token)
+    app.add_prefix_route("GET", "/clob-markets/", clob_market)
     app.add_prefix_route("GET", "/tick-size/", tick_size)

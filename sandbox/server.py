@@ -25,6 +25,9 @@ from .book import BookSnapshot
 from .exchange import ExchangeState
 from .faults import FaultPlan, Faults
 from .markets import MarketSpec
+from .auth import DEFAULT_SERVER_SECRET, ApiCreds
+from .audit import Audit
+from .engine import OrderEngine
 from .playback import PlaybackSource, load_jsonl
 from .scenarios import Scenario, get_scenario
 from .sim import T0_MS, MarketSim
@@ -43,6 +46,9 @@ class Sandbox:
         playback: PlaybackSource | None,
         steps_per_second: float,
         wall_timestamps: bool,
+        server_secret: bytes = DEFAULT_SERVER_SECRET,
+        collateral: float = 10_000.0,
+        tokens: float = 0.0,
     ) -> None:
         self.state = state
         self.sim = sim
@@ -52,7 +58,13 @@ class Sandbox:
         self._plan = FaultPlan(state.seed)
         self.port = 0
         self.app = SandboxApp(state, stepper=self.step if sim is not None else None)
-        orders.register(self.app)
+        self.orders: OrderEngine = orders.register(
+            self.app,
+            server_secret=server_secret,
+            collateral=collateral,
+            tokens=tokens,
+            market_ts=self._market_ts,
+        )
 
     # ---- URLs ---------------------------------------------------------------------------------------------
     @property
@@ -71,13 +83,41 @@ class Sandbox:
     def faults_url(self) -> str:
         return self.base_url + "/_sandbox/faults"
 
+    @property
+    def user_ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/user"
+
     def urls(self) -> dict[str, str]:
         return {
             "base_url": self.base_url,
             "market_ws_url": self.market_ws_url,
+            "user_ws_url": self.user_ws_url,
             "geoblock_url": self.geoblock_url,
             "faults_url": self.faults_url,
         }
+
+    # ---- order side ---------------------------------------------------------------------------------------
+    @property
+    def audit(self) -> Audit:
+        """Every order / cancel / heartbeat received, with its verdict (see sandbox/audit.py)."""
+        return self.orders.audit
+
+    def open_orders(self, address: str | None = None) -> list[dict[str, Any]]:
+        """Open (LIVE) orders, as `/data/orders` rows plus `address` (the API key's address)."""
+        return [{**self.orders.order_json(o), "address": o.address} for o in self.orders.open_orders(address)]
+
+    def creds_for(self, address: str, nonce: int = 0) -> ApiCreds:
+        """The API creds of (address, nonce), registered without an L1 request."""
+        return self.orders.creds_for(address, nonce)
+
+    def trade(self, token_id: str, side: str, size: float) -> list[Any]:
+        """A synthetic taker now: `side` BUY lifts `token_id`'s asks, SELL hits its bids, `size` shares."""
+        return self.orders.synthetic_trade(token_id, side, round(size * 1_000_000))
+
+    def _market_ts(self) -> str:
+        if self.wall_timestamps or self.sim is None:
+            return str(time.time_ns() // 1_000_000)
+        return str(self.sim.now_ms)
 
     # ---- state --------------------------------------------------------------------------------------------
     @property
@@ -161,6 +201,9 @@ async def open_sandbox(
     t0_ms: int = T0_MS,
     wall_timestamps: bool = False,
     graceful_timeout: float = 1.0,
+    server_secret: bytes = DEFAULT_SERVER_SECRET,
+    collateral: float = 10_000.0,
+    tokens: float = 0.0,
 ) -> AsyncIterator[Sandbox]:
     """Start a sandbox exchange on 127.0.0.1:`port` (0 = a free port) for the duration of the block.
 
@@ -170,6 +213,8 @@ async def open_sandbox(
     - `page_size`: page size of the cursor-paginated endpoints (small by default so clients paginate).
     - `t0_ms` / `wall_timestamps`: event timestamps are sim time (t0 + step * step_ms, deterministic) unless
       `wall_timestamps` is set.
+    - order side: `server_secret` (API creds are derived from it), `collateral` (pUSD every account starts
+      with) and `tokens` (shares of every outcome token every account starts with).
     """
     sc = get_scenario(scenario)
     sim: MarketSim | None = None
@@ -191,7 +236,16 @@ async def open_sandbox(
         source, faults, seed=seed, scenario=scenario_name, geoblock=geoblock, page_size=page_size
     )
     sps = sc.steps_per_second if steps_per_second is None else steps_per_second
-    sb = Sandbox(state, sim=sim, playback=pb, steps_per_second=sps, wall_timestamps=wall_timestamps)
+    sb = Sandbox(
+        state,
+        sim=sim,
+        playback=pb,
+        steps_per_second=sps,
+        wall_timestamps=wall_timestamps,
+        server_secret=server_secret,
+        collateral=collateral,
+        tokens=tokens,
+    )
 
     if port:
         # fail early with a plain OSError (e.g. "Address already in use") rather than from inside the server
@@ -218,6 +272,7 @@ async def open_sandbox(
     async with trio.open_nursery() as nursery:
         binds = await nursery.start(run_server)
         sb.port = int(binds[0].rsplit(":", 1)[1])
+        nursery.start_soon(sb.orders.run)
         if sim is not None:
             nursery.start_soon(sb._ticker)
         if pb is not None:
@@ -227,6 +282,7 @@ async def open_sandbox(
         finally:
             # close our sockets (1001 going away), then let hypercorn shut down gracefully, then stop the rest
             state.hub.close_all(1001)
+            sb.orders.close()
             shutdown.set()
             with trio.move_on_after(graceful_timeout + 1.0) as cs:
                 cs.shield = True

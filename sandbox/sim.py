@@ -11,7 +11,7 @@ A *frame* is what goes on the wire as one text message: a dict (one event) or a 
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, Protocol
 
 from .book import BinaryBook, BookSnapshot
 from .markets import MarketSpec, make_markets
@@ -29,6 +29,27 @@ FINE_ABOVE = 9600
 FINE_BELOW = 400
 COARSE_LO = 500
 COARSE_HI = 9500
+
+
+class UserHooks(Protocol):
+    """What the order side (sandbox/engine.py) wants to hear from the simulator. With no hooks installed, or no
+    user liquidity in a book, the simulator draws exactly the same random numbers as without an order side."""
+
+    def on_fill(
+        self,
+        book: BinaryBook,
+        maker_side: str,
+        price: int,
+        size_before: int,
+        fill: int,
+        taker_side: str,
+        tx_hash: str,
+        ts: str,
+    ) -> None: ...
+
+    def on_sim_reduced(self, book: BinaryBook, yes_side: str, price: int) -> None: ...
+
+    def on_tick_coarser(self, book: BinaryBook, new_tick: int, ts: str) -> None: ...
 
 
 class MarketSim:
@@ -55,6 +76,7 @@ class MarketSim:
             str, tuple[int | None, int | None]
         ] = {}  # last announced (best_bid, best_ask) per token
         self._tx = 0
+        self.hooks: UserHooks | None = None  # installed by the order side
         for m in self.markets:
             band = sc.fair_bands[m.index % len(sc.fair_bands)]
             fair = self.rng.randint(*band)
@@ -148,9 +170,62 @@ class MarketSim:
             levels = book.bids if yes_side == "BUY" else book.asks
             entries: list[dict[str, str]] = []
             for p in sorted(levels):
-                entries += book.set_level(yes_side, p, 0, ts)
+                if levels[p] > book.user_size(yes_side, p):
+                    entries += self._set_sim_part(book, yes_side, p, 0, ts)
             if entries:
                 self._emit(frames, book, [self._price_change(book, entries, ts)], ts)
+        return frames
+
+    # ---- the order side's entry points (no random draws unless a synthetic taker is asked for) -------------
+    def ts_now(self) -> str:
+        return str(self.now_ms)
+
+    def external_frames(self, book: BinaryBook, events: list[Any], ts: str) -> list[Frame]:
+        """Frames for book changes made by the order side: the events themselves (one frame each, nested lists
+        stay array frames) plus `best_bid_ask` where the top of book moved. Draws no random numbers."""
+        events = [e for e in events if e]
+        if not events:
+            return []
+        book.timestamp_ms = int(ts)
+        out: list[Frame] = list(events)
+        for t in book.spec.tokens:
+            bba = self._bba_now(book, t)
+            if bba != self._bba[t]:
+                self._bba[t] = bba
+                bb, ba = bba
+                out.append(
+                    {
+                        "event_type": "best_bid_ask",
+                        "market": book.spec.condition_id,
+                        "asset_id": t,
+                        "best_bid": "" if bb is None else fmt_pips(bb),
+                        "best_ask": "" if ba is None else fmt_pips(ba),
+                        "spread": "" if bb is None or ba is None else fmt_pips(ba - bb),
+                        "timestamp": ts,
+                    }
+                )
+        return out
+
+    def price_change(self, book: BinaryBook, entries: list[dict[str, str]], ts: str) -> Event:
+        return self._price_change(book, entries, ts)
+
+    def tick_after_trade(self, book: BinaryBook, last_yes: int, ts: str) -> list[Any]:
+        """The tick-size rule applied after a trade at YES price `last_yes` (events, possibly none)."""
+        new_tick = book.tick
+        if book.tick == TICK_COARSE and (last_yes > FINE_ABOVE or last_yes < FINE_BELOW):
+            new_tick = TICK_FINE
+        elif book.tick == TICK_FINE and COARSE_LO <= last_yes <= COARSE_HI:
+            new_tick = TICK_COARSE
+        return self._change_tick(book, new_tick, ts) if new_tick != book.tick else []
+
+    def synthetic_take(self, token: str, side: str, qty: int, ts: str | None = None) -> list[Frame]:
+        """A synthetic taker order now: `side` BUY lifts `token`'s asks, SELL hits its bids, for `qty`
+        micro-shares (levels from the best, at most 4). Returns the frames (not broadcast)."""
+        book = self.by_token[token]
+        yes_side = side if book.is_yes(token) else ("SELL" if side == "BUY" else "BUY")
+        ts = self.ts_now() if ts is None else ts
+        frames: list[Frame] = []
+        self._emit(frames, book, self._sweep(book, yes_side, qty, limit=None, ts=ts), ts)
         return frames
 
     # ---- actions ------------------------------------------------------------------------------------------
@@ -210,15 +285,29 @@ class MarketSim:
             return []
         levels = book.bids if side == "BUY" else book.asks
         entries = book.set_level(side, p, levels.get(p, 0) + self._qty(sc.size_shares, frac=True), ts)
-        # keep the book bounded: the worst level goes
-        while len(levels) > sc.max_levels:
-            worst = min(levels) if side == "BUY" else max(levels)
-            entries += book.set_level(side, worst, 0, ts)
+        # keep the book bounded: the worst level of synthetic liquidity goes (user orders stay)
+        own = [q for q in levels if levels[q] > book.user_size(side, q)]
+        while len(own) > sc.max_levels:
+            worst = min(own) if side == "BUY" else max(own)
+            own.remove(worst)
+            entries += self._set_sim_part(book, side, worst, 0, ts)
         return [self._price_change(book, entries, ts)]
+
+    def _set_sim_part(
+        self, book: BinaryBook, side: str, p: int, sim_size: int, ts: str
+    ) -> list[dict[str, str]]:
+        """Set the synthetic part of a level (user orders at that price stay); tell the order side."""
+        user = book.user_size(side, p)
+        entries = book.set_level(side, p, sim_size + user, ts)
+        if user and self.hooks is not None:
+            self.hooks.on_sim_reduced(book, side, p)
+        return entries
 
     def _cancel(self, book: BinaryBook, ts: str) -> list[Event]:
         rng = self.rng
-        choices = [("BUY", p) for p in sorted(book.bids)] + [("SELL", p) for p in sorted(book.asks)]
+        choices = [("BUY", p) for p in sorted(book.bids) if book.bids[p] > book.user_bids.get(p, 0)] + [
+            ("SELL", p) for p in sorted(book.asks) if book.asks[p] > book.user_asks.get(p, 0)
+        ]
         if not choices:
             return []
         fair = self.fair[book.spec.condition_id]
@@ -226,12 +315,12 @@ class MarketSim:
         a, b = rng.choice(choices), rng.choice(choices)
         side, p = max(a, b, key=lambda sp: (abs(sp[1] - fair), sp[0] == "BUY"))
         levels = book.bids if side == "BUY" else book.asks
-        size = levels[p]
+        size = levels[p] - book.user_size(side, p)  # only the synthetic part is ever cancelled
         if rng.random() < 0.5 or size <= 5 * MICRO:
             new = 0
         else:
             new = size - rng.randint(1, size // MICRO - 1) * MICRO if size // MICRO > 1 else 0
-        return [self._price_change(book, book.set_level(side, p, new, ts), ts)]
+        return [self._price_change(book, self._set_sim_part(book, side, p, new, ts), ts)]
 
     def _sweep(
         self, book: BinaryBook, taker_side: str, qty: int | None, limit: int | None, ts: str
@@ -243,6 +332,9 @@ class MarketSim:
         maker_side = "SELL" if taker_side == "BUY" else "BUY"
         entries: list[dict[str, str]] = []
         trades: list[tuple[int, int]] = []
+        user_fills: list[
+            tuple[int, int, int]
+        ] = []  # (index in trades, price, level size before) with user orders
         remaining = qty
         for p in sorted(levels, reverse=(taker_side == "SELL")):
             if limit is not None and (p > limit if taker_side == "BUY" else p < limit):
@@ -253,6 +345,8 @@ class MarketSim:
             fill = size if remaining is None else min(size, remaining)
             if remaining is not None:
                 remaining -= fill
+            if book.user_size(maker_side, p):
+                user_fills.append((len(trades), p, size))
             trades.append((p, fill))
             entries += book.set_level(maker_side, p, size - fill, ts)
             if len(trades) >= 4 and qty is not None:
@@ -261,6 +355,7 @@ class MarketSim:
             return []
         events: list[Event] = [self._price_change(book, entries, ts)]
         spec = book.spec
+        first_trade = len(events)
         for p, fill in trades:
             self._tx += 1
             on_yes = rng.random() < 0.5
@@ -281,6 +376,10 @@ class MarketSim:
                     "transaction_hash": "0x" + f"{rng.getrandbits(256):064x}",
                 }
             )
+        if user_fills and self.hooks is not None:
+            for i, p, size_before in user_fills:
+                tx = events[first_trade + i]["transaction_hash"]
+                self.hooks.on_fill(book, maker_side, p, size_before, trades[i][1], taker_side, tx, ts)
         # tick_size_change: decided on the YES trade price
         last_yes = trades[-1][0]
         new_tick = book.tick
@@ -296,6 +395,8 @@ class MarketSim:
 
     def _change_tick(self, book: BinaryBook, new_tick: int, ts: str) -> list[Any]:
         old = book.tick
+        if new_tick > old and self.hooks is not None and (book.user_bids or book.user_asks):
+            self.hooks.on_tick_coarser(book, new_tick, ts)  # user orders off the new grid are cancelled
         book.tick = new_tick
         if new_tick > old:
             # coarser grid: bids round down, asks round up (never crosses), off-limit levels go

@@ -1,0 +1,210 @@
+"""The user channel `/ws/user`: authenticated sockets that receive `order` and `trade` events.
+
+Subscribe with ``{"auth": {"apiKey", "secret", "passphrase"}, "type": "user", "markets": [condition ids]}``
+(``markets`` empty or absent = every market). Bad credentials close the socket with code 1008 and the reason
+``Unauthorized/Invalid api key``. ``{"operation": "subscribe" | "unsubscribe", "markets": [...]}`` changes the
+set. The text ``PING`` is answered ``PONG`` (FIFO after queued events, so it is a barrier).
+
+A socket receives the events of every order and trade of its API key's *address* (all that address's keys).
+There is no replay: events produced while a socket is silent (half-open fault) or disconnected are lost, as on
+Polymarket, and clients recover through REST.
+"""
+
+from __future__ import annotations
+
+import hmac
+import itertools
+import json
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from .wire import encode
+
+if TYPE_CHECKING:
+    from .auth import ApiCreds
+    from .faults import Faults
+
+_DROP = object()
+MAX_OUTBOX = 200_000
+BAD_AUTH_CODE = 1008
+BAD_AUTH_REASON = "Unauthorized/Invalid api key"
+
+
+class UserConnection:
+    _ids = itertools.count(1)
+
+    def __init__(self, hub: UserHub) -> None:
+        self.id = next(self._ids)
+        self.hub = hub
+        self.address: str | None = None  # lower-case, once authenticated
+        self.api_key: str | None = None
+        self.markets: set[str] | None = None  # None = every market
+        self.half_open = False
+        self.drop_code: int | None = None
+        self.drop_reason = ""
+        self.frames_sent = 0
+        self.frames_discarded = 0
+        self.send_ch, self.recv_ch = trio.open_memory_channel[Any](math.inf)
+
+    @property
+    def silent(self) -> bool:
+        return self.half_open or self.hub.faults.user_half_open
+
+    def push(self, text: str) -> None:
+        if self.drop_code is not None:
+            return
+        if self.send_ch.statistics().current_buffer_used >= MAX_OUTBOX:
+            self.drop(1008, "sandbox: slow consumer")
+            return
+        self.send_ch.send_nowait(text)
+
+    def drop(self, code: int, reason: str = "sandbox: connection dropped (fault)") -> None:
+        if self.drop_code is None:
+            self.drop_code, self.drop_reason = code, reason
+            self.send_ch.send_nowait(_DROP)
+
+    def wants(self, address: str, market: str) -> bool:
+        return self.address == address and (self.markets is None or market in self.markets)
+
+
+class UserHub:
+    def __init__(
+        self,
+        faults: Faults,
+        lookup: Callable[[str], ApiCreds | None],
+        stats: Any,
+        all_markets: Callable[[], set[str]],
+    ) -> None:
+        self.faults = faults
+        self.lookup = lookup
+        self.stats = stats
+        self.all_markets = all_markets
+        self.conns: set[UserConnection] = set()
+        faults._user_injector = self.inject
+
+    def push(self, address: str, market: str, event: dict[str, Any]) -> int:
+        """Send one event to the sockets of `address` subscribed to `market`; returns how many got it."""
+        address = address.lower()
+        text: str | None = None
+        n = 0
+        for c in self.conns:
+            if c.drop_code is None and c.wants(address, market):
+                if text is None:
+                    text = encode(event)
+                c.push(text)
+                n += 1
+        return n
+
+    def inject(self, kind: str, opts: dict[str, Any]) -> int:
+        hit = 0
+        for c in list(self.conns):
+            if c.drop_code is not None:
+                continue
+            if kind == "user_half_open":
+                c.half_open = True
+            elif kind == "user_drop":
+                c.drop(int(opts.get("code", self.faults.drop_code)))
+            hit += 1
+        self.faults.counts[kind] += hit
+        return hit
+
+    def close_all(self, code: int = 1001) -> None:
+        for c in list(self.conns):
+            c.drop(code, "sandbox: shutting down")
+
+    async def serve(self, receive: Any, send: Any) -> None:
+        msg = await receive()
+        if msg["type"] != "websocket.connect":
+            return
+        await send({"type": "websocket.accept"})
+        conn = UserConnection(self)
+        self.conns.add(conn)
+        self.stats["user_ws_connections"] += 1
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._writer, conn, send, nursery.cancel_scope)
+                while True:
+                    msg = await receive()
+                    if msg["type"] == "websocket.disconnect":
+                        break
+                    text = msg.get("text")
+                    if text is None and msg.get("bytes") is not None:
+                        text = msg["bytes"].decode("utf-8", "replace")
+                    if text is not None:
+                        self._on_message(conn, text)
+                nursery.cancel_scope.cancel()
+        finally:
+            self.conns.discard(conn)
+
+    async def _writer(self, conn: UserConnection, send: Any, scope: trio.CancelScope) -> None:
+        async for item in conn.recv_ch:
+            if conn.drop_code is not None or item is _DROP:
+                break
+            if conn.silent:
+                conn.frames_discarded += 1
+                continue
+            await send({"type": "websocket.send", "text": item})
+            conn.frames_sent += 1
+            self.stats["user_ws_frames_sent"] += 1
+        if conn.drop_code is not None:
+            await send({"type": "websocket.close", "code": conn.drop_code, "reason": conn.drop_reason})
+        scope.cancel()
+
+    def _on_message(self, conn: UserConnection, text: str) -> None:
+        if text.strip() == "PING":
+            if conn.silent:
+                self.stats["user_pings_ignored"] += 1
+            else:
+                conn.push("PONG")
+            return
+        try:
+            msg = json.loads(text)
+        except ValueError:
+            self.stats["bad_user_messages"] += 1
+            return
+        if not isinstance(msg, dict):
+            self.stats["bad_user_messages"] += 1
+            return
+        markets = msg.get("markets")
+        if markets is not None and not (
+            isinstance(markets, list) and all(isinstance(m, str) for m in markets)
+        ):
+            self.stats["bad_user_messages"] += 1
+            return
+        if "auth" in msg:
+            creds = self._check_auth(msg.get("auth"))
+            if creds is None:
+                self.stats["user_auth_rejected"] += 1
+                conn.drop(BAD_AUTH_CODE, BAD_AUTH_REASON)
+                return
+            conn.address, conn.api_key = creds.address.lower(), creds.api_key
+            conn.markets = set(markets) if markets else None
+            return
+        op = msg.get("operation")
+        if conn.address is None or op not in ("subscribe", "unsubscribe"):
+            self.stats["bad_user_messages"] += 1
+            return
+        ids = set(markets or [])
+        if op == "subscribe":
+            if conn.markets is not None:
+                conn.markets |= ids
+        elif conn.markets is None:
+            conn.markets = self.all_markets() - ids
+        else:
+            conn.markets -= ids
+
+    def _check_auth(self, auth: Any) -> ApiCreds | None:
+        if not isinstance(auth, dict):
+            return None
+        key, secret, passphrase = auth.get("apiKey"), auth.get("secret"), auth.get("passphrase")
+        if not all(isinstance(x, str) and x for x in (key, secret, passphrase)):
+            return None
+        creds = self.lookup(key)  # type: ignore[arg-type]
+        if creds is None:
+            return None
+        ok = hmac.compare_digest(creds.secret.encode(), secret.encode())  # type: ignore[union-attr]
+        ok &= hmac.compare_digest(creds.passphrase.encode(), passphrase.encode())  # type: ignore[union-attr]
+        return creds if ok else None
