@@ -125,3 +125,32 @@ def test_verify_when_tail_is_torn_then_ok_with_note(tmp_path: Path, capsys) -> N
     out = capsys.readouterr().out
     assert code == 0, out
     assert "torn" in out
+
+
+@pytest.mark.parametrize("cmd", ["verify", "show"])
+def test_cli_when_record_has_unknown_event_tag_then_one_line_naming_file_offset_and_seq(
+    tmp_path: Path, capsys, cmd: str
+) -> None:
+    s = scripted(tmp_path)
+    sink = open_sink(tmp_path / "odd", run_id="t", seed=0, created_ns=1)
+    for _, env in s.records[:3]:
+        sink.append(encode(env), env)
+    sink.append(msgspec.msgpack.encode([1, "feed", 0, ["zz9", 1]]), None)  # a tag this pmm does not know
+    sink.close()
+    before = {p.name: p.read_bytes() for p in (tmp_path / "odd").iterdir()}
+    assert main(["replay", cmd, str(tmp_path / "odd")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "seg-" in err and "offset" in err and "seq 4" in err and "zz9" in err
+    assert before == {p.name: p.read_bytes() for p in (tmp_path / "odd").iterdir()}
+
+
+def test_verify_when_journal_written_by_another_schema_version_then_refused(tmp_path: Path, capsys) -> None:
+    from journal import Journal
+    from replay.journal_io import header_info
+
+    info = header_info(run_id="t", seed=0, created_ns=1)
+    j = Journal.create(tmp_path / "old", msgspec.structs.replace(info, schema_version=99))
+    j.append(b"\x90")
+    j.close()
+    assert main(["replay", "verify", str(tmp_path / "old")]) == 2
+    assert "schema v99" in capsys.readouterr().err
