@@ -10,12 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-EXIT_FAIL = 1
-EXIT_USAGE = 2
-
-
-def _err(msg: str) -> None:
-    print(f"pmm: {msg}", file=sys.stderr)
+from pmm.args import EXIT_FAIL, EXIT_USAGE, Parser, positive_float, positive_int
+from pmm.args import err as _err
 
 
 # ---------------------------------------------------------------- prove
@@ -156,35 +152,9 @@ def _final_summary(mode: str, res) -> None:
     print(f"replay it: pmm replay verify {res.run_dir}")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1: {v}")
-    return v
-
-
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not v > 0 or v == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text}")
-    return v
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2
-        _err(f"{self.prog.removeprefix('pmm').strip() or 'usage'}: {message} (see --help)")
-        raise SystemExit(EXIT_USAGE)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="pmm", description="pmm: a Polymarket market maker with deterministic replay.")
-    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+    p = Parser(prog="pmm", description="pmm: a Polymarket market maker with deterministic replay.")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=Parser)
 
     pr = sub.add_parser("prove", help="run the offline proofs; write artifacts/proofs/latest/")
     pr.add_argument("--out", default="artifacts/proofs/latest", help="artifact folder (replaced)")
@@ -192,14 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
     pr.set_defaults(fn=cmd_prove)
 
     rp = sub.add_parser("replay", help="verify or show a journal")
-    rsub = rp.add_subparsers(dest="replay_cmd", required=True, parser_class=_Parser)
+    rsub = rp.add_subparsers(dest="replay_cmd", required=True, parser_class=Parser)
     rv = rsub.add_parser("verify", help="re-derive all core output from the recorded inputs and compare bytes")
     rv.add_argument("journal", help="journal directory")
     rv.set_defaults(fn=cmd_replay_verify)
     rs = rsub.add_parser("show", help="print records as JSON lines")
     rs.add_argument("journal", help="journal directory")
-    rs.add_argument("--from", dest="from_seq", type=_positive_int, default=1, metavar="SEQ")
-    rs.add_argument("--to", dest="to_seq", type=_positive_int, default=None, metavar="SEQ")
+    rs.add_argument("--from", dest="from_seq", type=positive_int, default=1, metavar="SEQ")
+    rs.add_argument("--to", dest="to_seq", type=positive_int, default=None, metavar="SEQ")
     rs.add_argument("--source", default=None, metavar="ACTOR", help="only records from this actor")
     rs.set_defaults(fn=cmd_replay_show)
 
@@ -208,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help_)
         sp.add_argument("--config", metavar="FILE", help="config.json (default: safe built-in defaults)")
         sp.add_argument("--exchange", metavar="URL", help="base URL of a sandbox or an exchange laid out like it")
-        sp.add_argument("--duration", type=_positive_float, metavar="SECONDS",
+        sp.add_argument("--duration", type=positive_float, metavar="SECONDS",
                         help="stop after this long" + (" (default 180)" if name == "paper" else " (default: until Ctrl-C)"))
         sp.add_argument("--journal", metavar="DIR", help="folder for run journals (default: config journal_dir)")
         if name == "paper":

@@ -25,6 +25,7 @@ from actors.sink.stats import SessionStats
 from actors.sink.status import Status, build_status
 from events.codec import EventDecodeError, decode
 from events.control import RunEnded, RunStarted
+from pmm.args import positive_float
 from pmm.report import EXIT_FAIL, EXIT_USAGE, SEC, _err, _Parser, fmt_duration, short
 
 DEFAULT_INTERVAL = 2.0
@@ -37,16 +38,6 @@ Now = Callable[[], int]
 
 
 # =============================================================== command line
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not v > 0 or v == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text}")
-    return v
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="pmm observe",
                 description="Read-only rolling summary of a running (or finished) session. Writes nothing.")
@@ -55,9 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--status", metavar="FILE_OR_DIR",
                      help="a status.json, or a publish folder holding status.json and summary.jsonl")
     p.add_argument("--once", action="store_true", help="print one summary and exit")
-    p.add_argument("--interval", type=_positive_float, default=DEFAULT_INTERVAL, metavar="S",
+    p.add_argument("--interval", type=positive_float, default=DEFAULT_INTERVAL, metavar="S",
                    help=f"seconds between summaries (default {DEFAULT_INTERVAL:g})")
-    p.add_argument("--stale-after", type=_positive_float, default=DEFAULT_STALE_S, metavar="S",
+    p.add_argument("--stale-after", type=positive_float, default=DEFAULT_STALE_S, metavar="S",
                    help=f"call the session STALE when nothing new was written for this long "
                         f"(default {DEFAULT_STALE_S:g})")
     return p

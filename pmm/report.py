@@ -16,7 +16,6 @@ import html
 import math
 import os
 import re
-import sys
 import time
 from array import array
 from collections import Counter
@@ -51,8 +50,7 @@ from events.orders import (
 from events.paper import RestingScore
 from events.risk import ReduceOnly
 
-EXIT_FAIL = 1
-EXIT_USAGE = 2
+from pmm.args import EXIT_FAIL, EXIT_USAGE
 MICRO = 1_000_000
 SEC = 10**9
 MAX_POINTS = 2000
@@ -64,16 +62,8 @@ RESTING = frozenset({"live", "partially_filled"})
 
 
 # =============================================================== command line
-def _err(msg: str) -> None:
-    print(f"pmm: {msg}", file=sys.stderr)
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse with pmm's error style: one line on stderr, exit 2."""
-
-    def error(self, message: str) -> None:
-        _err(f"{self.prog.removeprefix('pmm').strip() or 'usage'}: {message} (see --help)")
-        raise SystemExit(EXIT_USAGE)
+from pmm.args import Parser as _Parser  # noqa: E402
+from pmm.args import err as _err  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
