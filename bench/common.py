@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 LATEST = "artifacts/bench/latest.json"
+LOWER_IS_BETTER = ("bytes", "us", "ms", "MB", "% core")
+"""Units (prefixes) for which a smaller value is better and a target is a ceiling."""
 
 
 @dataclass
@@ -28,7 +30,8 @@ class Result:
     """
 
     name: str
-    value: float
+    value: float | None
+    """None: not measured (a skipped bench; ``note`` says why)."""
     unit: str
     baseline: float | None = None
     ratio: float | None = None
@@ -36,17 +39,38 @@ class Result:
     note: str = ""
 
     def __post_init__(self) -> None:
-        if self.ratio is None and self.baseline:
+        if self.ratio is None and self.baseline and self.value is not None:
             self.ratio = round(self.value / self.baseline, 2)
 
     @property
+    def lower_is_better(self) -> bool:
+        """Sizes, durations, memory and CPU load: the target is a ceiling. Rates: the target is a floor."""
+        return self.unit.startswith(LOWER_IS_BETTER)
+
+    @property
     def met(self) -> bool | None:
-        """Whether the target is reached (None without a target). Size units ("bytes...") must stay at or below it."""
-        if self.target is None:
+        """Whether the target is reached (None without a target or without a value)."""
+        if self.target is None or self.value is None:
             return None
-        if self.unit.startswith("bytes"):
+        if self.lower_is_better:
             return self.value <= self.target
         return self.value >= self.target
+
+
+def best_of_pair(
+    a: Callable[[], Any], b: Callable[[], Any], repeat: int = 3, *, clock: Callable[[], float] = time.perf_counter
+) -> tuple[float, float]:
+    """Best time in seconds of each of two functions, runs interleaved so that both see the same machine load."""
+    best_a = best_b = float("inf")
+    for _ in range(repeat):
+        t0 = clock()
+        a()
+        t1 = clock()
+        b()
+        t2 = clock()
+        best_a = min(best_a, t1 - t0)
+        best_b = min(best_b, t2 - t1)
+    return best_a, best_b
 
 
 def best_of(fn: Callable[[], Any], repeat: int = 3, *, clock: Callable[[], float] = time.perf_counter) -> float:
@@ -90,11 +114,39 @@ def print_table(results: Iterable[Result], file: TextIO | None = None) -> None:
             print(f"  {r.name}: {r.note}", file=out)
 
 
+def standalone(run: Callable[[bool], list[Result]], argv: list[str] | None = None, doc: str = "") -> int:
+    """``python -m bench.X [--quick] [--no-write]``: run one bench module, print its table, update latest.json."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0] if doc else None)
+    ap.add_argument("--quick", action="store_true", help="a short smoke run")
+    ap.add_argument("--no-write", action="store_true", help=f"do not update {LATEST}")
+    args = ap.parse_args(argv)
+    results = run(args.quick)
+    print_table(results)
+    if not args.no_write:
+        print(f"wrote {write_latest(results)}")
+    return 0
+
+
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo (Linux), else what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine() -> dict[str, Any]:
     return {
         "platform": platform.platform(),
         "machine": platform.machine(),
         "processor": platform.processor(),
+        "cpu_model": cpu_model(),
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "cpu_count": os.cpu_count(),
@@ -103,13 +155,17 @@ def machine() -> dict[str, Any]:
     }
 
 
-def write_latest(results: Iterable[Result], path: str | Path = LATEST) -> Path:
-    """Merge ``results`` into the JSON file at ``path`` (entries replaced by name), written atomically."""
+def write_latest(results: Iterable[Result], path: str | Path = LATEST, *, merge: bool = True) -> Path:
+    """Write ``results`` to the JSON file at ``path``, atomically.
+
+    ``merge``: keep the entries of benches not run this time (entries replaced by name); otherwise the file
+    holds exactly ``results``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     benches: dict[str, dict[str, Any]] = {}
     try:
-        old = json.loads(path.read_text())
+        old = json.loads(path.read_text()) if merge else {}
         for entry in old.get("benches", []):
             benches[entry["name"]] = entry
     except (FileNotFoundError, ValueError, KeyError, TypeError, AttributeError):

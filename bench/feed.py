@@ -8,7 +8,8 @@ Two numbers, each beside a baseline measured in the same run on the same frames:
 Baseline: ``json.loads`` plus a dict-of-levels book keyed by float price (what a naive bot does; no validation,
 no best tracking, no events). Envelopes are built before timing: the sequencer builds them anyway.
 
-Run: ``.venv/bin/python -m bench.feed`` (``--quick`` for a short run).
+Times are process CPU time, best of several interleaved runs. Run: ``pmm bench feed`` or
+``.venv/bin/python -m bench.feed`` (``--quick`` for a short run).
 """
 from __future__ import annotations
 
@@ -16,26 +17,12 @@ import json
 import random
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 
 from actors.core.book import BookActor
+from bench.common import Result, best_of_pair, standalone
 from events.codec import Envelope
 from events.market import FeedFrame
 from events.params import CoreParams, MarketParams
-
-try:  # the shared result type, when the bench package provides one
-    from bench.common import Result  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - local stand-in with the same fields
-
-    @dataclass
-    class Result:  # type: ignore[no-redef]
-        name: str
-        value: float
-        unit: str
-        baseline: float
-        ratio: float
-        target: float | None
 
 
 YES = "71321045679252212594626385532706912750332728571942532289631379312455583992563"
@@ -43,6 +30,8 @@ NO = "52114319501245915516055106046884209969926127482827954674443846427813813222
 CID = "0x5f65177b394277fd294cd75650044e32ba009a95022d88a0c1d565897d72f8f1"
 MARKET = MarketParams(condition_id=CID, yes_token=YES, no_token=NO)
 LEVELS = 30
+_cpu = time.process_time
+"""CPU-bound: timed in process CPU time, robust to load from other processes (as bench/journal.py)."""
 
 
 def _p(micro: int) -> str:
@@ -186,20 +175,6 @@ def actor_apply(envs: list[Envelope]) -> BookActor:
     return actor
 
 
-def _best_of_pair(a: Callable[[], object], b: Callable[[], object], repeats: int) -> tuple[float, float]:
-    """Best time of each of two functions, runs interleaved so both see the same machine load."""
-    best_a = best_b = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        a()
-        t1 = time.perf_counter()
-        b()
-        t2 = time.perf_counter()
-        best_a = min(best_a, t1 - t0)
-        best_b = min(best_b, t2 - t1)
-    return best_a, best_b
-
-
 def run(quick: bool = False) -> list[Result]:
     n = 20_000 if quick else 200_000
     repeats = 3 if quick else 5
@@ -208,7 +183,7 @@ def run(quick: bool = False) -> list[Result]:
     check = actor_apply(envs)
     if check.resyncs or check.skipped_invalid or check.parse_errors or check.level_updates != updates:
         raise RuntimeError(f"bench stream not applied cleanly: {check.counters()} (expected {updates} updates)")
-    t_actor, t_base = _best_of_pair(lambda: actor_apply(envs), lambda: baseline_apply(frames), repeats)
+    t_actor, t_base = best_of_pair(lambda: actor_apply(envs), lambda: baseline_apply(frames), repeats, clock=_cpu)
     ups, ups_base = updates / t_actor, updates / t_base
 
     snap_rng = random.Random(11)
@@ -216,22 +191,24 @@ def run(quick: bool = False) -> list[Result]:
     snaps = [_snapshot_frame(snap_rng, i) for i in range(50)]
     snap_frames = [snaps[i % len(snaps)] for i in range(n_snap)]
     snap_envs = [Envelope(ts_ns=i, src="feed", cause=0, ev=FeedFrame(conn=1, text=t)) for i, t in enumerate(snap_frames)]
-    t_snap, t_snap_base = _best_of_pair(lambda: actor_apply(snap_envs), lambda: baseline_apply(snap_frames), repeats)
+    t_snap, t_snap_base = best_of_pair(
+        lambda: actor_apply(snap_envs), lambda: baseline_apply(snap_frames), repeats, clock=_cpu
+    )
     books = 2 * n_snap  # two book events per frame
     sps, sps_base = books / t_snap, books / t_snap_base
 
-    results = [
-        Result("feed.price_change_updates", round(ups), "updates/s", round(ups_base), round(ups / ups_base, 2), 200_000),
-        Result("feed.book_snapshots", round(sps), "books/s", round(sps_base), round(sps / sps_base, 2), None),
+    return [
+        Result("feed.price_change_updates", round(ups), "updates/s", round(ups_base), None, 200_000,
+               f"{len(frames):,} frames, {updates:,} level updates through BookActor.step vs json.loads + "
+               f"dict-of-levels; CPU time, best of {repeats}"),
+        Result("feed.book_snapshots", round(sps), "books/s", round(sps_base), None, None,
+               f"{n_snap:,} pair frames x 2 books x {LEVELS} levels a side, same baseline"),
     ]
-    for r in results:
-        target = f"  target >= {r.target:,}" if r.target else ""
-        ok = "" if not r.target else ("  OK" if r.value >= r.target else "  BELOW TARGET")
-        print(f"{r.name:32s} {r.value:>12,} {r.unit:10s} baseline {r.baseline:>12,}  x{r.ratio}{target}{ok}")
-    print(f"  ({len(frames):,} frames, {updates:,} level updates; snapshots: {n_snap:,} frames x 2 books x "
-          f"{LEVELS} levels a side)")
-    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    return standalone(run, argv, __doc__ or "")
 
 
 if __name__ == "__main__":
-    run(quick="--quick" in sys.argv)
+    sys.exit(main())

@@ -187,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, help_ in (("sandbox", "run the sandbox exchange"),
                         ("report", "write a self-contained HTML report of a journal"),
-                        ("observe", "read-only rolling summary of a journal or a published status")):
+                        ("observe", "read-only rolling summary of a journal or a published status"),
+                        ("bench", "run the benchmarks, each beside a baseline measured in the same run")):
         sub.add_parser(name, help=f"{help_} (see `pmm {name} --help`)", add_help=False)
     return p
 
@@ -204,6 +205,7 @@ PASSTHROUGH = {
     "sandbox": ("sandbox.cli", "main"),
     "report": ("pmm.report", "report_main"),
     "observe": ("pmm.observe", "observe_main"),
+    "bench": ("bench.runner", "main"),
 }
 
 
