@@ -1,7 +1,7 @@
 """The one place where actors are assembled. Modes are wiring, not code paths.
 
 ``build_core`` gives the same core actors, in the same declared order, to every mode, to every proof and to
-replay: book -> quoter -> order manager -> risk gate -> executor core (paper recorder or simulated exchange)
+replay: book -> quoter -> order manager -> risk gate -> executor core (paper recorder, simulated exchange or the live parser)
 -> portfolio -> metrics. Edge and sink actors are plugged in around it by the session runners (``actors.session``).
 """
 from __future__ import annotations
@@ -16,6 +16,7 @@ CORE_ORDER = ("book", "quoter", "orders", "risk", "exec", "portfolio", "metrics"
 def build_core(params: CoreParams) -> list[CoreActor]:
     """Fresh core actors for ``params``. Everything they will ever emit follows from params and their inputs."""
     from actors.core.book import BookActor
+    from actors.core.live import LiveExec
     from actors.core.metrics import MetricsActor
     from actors.core.orders import OrderManager
     from actors.core.paper import PaperRecorder
@@ -30,8 +31,8 @@ def build_core(params: CoreParams) -> list[CoreActor]:
         executor = SimExchange(params, book.books)
     elif params.fills == "none":
         executor = PaperRecorder(params)
-    else:  # live: the exchange is reached by a sink; its replies come back as inputs
-        executor = _NoExecutor()
+    else:  # live: the exchange is reached by sinks and edges; the core parses what they recorded
+        executor = LiveExec(params)
     actors: list[CoreActor] = [
         book,
         QuoterActor(params, book.books),
@@ -46,12 +47,3 @@ def build_core(params: CoreParams) -> list[CoreActor]:
         raise RuntimeError(f"core actors out of declared order: {names} != {CORE_ORDER}")
     return actors
 
-
-class _NoExecutor:
-    """Live mode's core executor slot: nothing happens in the core, the live executor is a sink."""
-
-    name = "exec"
-    consumes = ()
-
-    def step(self, seq, env):  # pragma: no cover - never routed (consumes nothing)
-        return ()

@@ -16,12 +16,12 @@ from typing import Any, Union
 import msgspec
 
 from events.base import Event, Seq, TsNs
-from events import control, market, orders, paper, risk  # the families: importing registers them
+from events import control, live, market, orders, paper, risk  # the families: importing registers them
 
 SCHEMA_VERSION = 1
 """Version of the event vocabulary. Journals of another version are refused with a clear message."""
 
-FAMILIES = (control, market, orders, risk, paper)
+FAMILIES = (control, market, orders, risk, paper, live)
 """Modules whose Event subclasses make up the union. A new family module must be listed here."""
 
 

@@ -6,7 +6,7 @@ from typing import Literal
 from events.base import Event, Seq
 from events.params import CoreParams
 
-Mode = Literal["prove", "shadow", "paper", "live"]
+Mode = Literal["prove", "shadow", "paper", "live", "preflight"]
 TradingStateName = Literal["ACTIVE", "REDUCING", "HALTED"]
 KillReason = Literal[
     "feed_stale",

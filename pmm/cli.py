@@ -188,7 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_ in (("sandbox", "run the sandbox exchange"),
                         ("report", "write a self-contained HTML report of a journal"),
                         ("observe", "read-only rolling summary of a journal or a published status"),
-                        ("bench", "run the benchmarks, each beside a baseline measured in the same run")):
+                        ("bench", "run the benchmarks, each beside a baseline measured in the same run"),
+                        ("preflight", "check everything live trading needs (geoblock, allowlist, caps, keys...)"),
+                        ("live", "real orders on allow-listed markets with tiny caps, after a preflight")):
         sub.add_parser(name, help=f"{help_} (see `pmm {name} --help`)", add_help=False)
     return p
 
@@ -206,6 +208,8 @@ PASSTHROUGH = {
     "report": ("pmm.report", "report_main"),
     "observe": ("pmm.observe", "observe_main"),
     "bench": ("bench.runner", "main"),
+    "live": ("actors.live_session", "live_main"),
+    "preflight": ("pmm.preflight", "preflight_main"),
 }
 
 

@@ -19,8 +19,40 @@ class Clock(Protocol):
 
 
 class WallClock:
+    """Event time for a real session: the wall clock read once, at construction, plus the time elapsed since on a
+    clock that is never stepped.
+
+    Reading ``time.time_ns()`` directly made event time follow steps of the system clock (NTP, an operator setting
+    the date): a step backwards froze event time (the sequencer clamps it), so every time-driven safety check
+    (stale feed, book invalid, ack timeouts) stopped until the wall clock caught up; a step forwards tripped a false
+    stale-feed kill switch. Found by ``pmm chaos`` (docs/reliability.md). The elapsed-time clock is
+    ``CLOCK_BOOTTIME`` on Linux and ``CLOCK_MONOTONIC`` on macOS (both keep counting while the machine sleeps, so a
+    suspended laptop still shows its feed as stale on wake-up), else ``time.monotonic_ns``.
+    """
+
+    def __init__(self) -> None:
+        self._elapsed = _elapsed_clock()
+        self._wall0 = time.time_ns()
+        self._t0 = self._elapsed()
+
     def now_ns(self) -> int:
-        return time.time_ns()
+        return self._wall0 + (self._elapsed() - self._t0)
+
+
+def _elapsed_clock() -> Callable[[], int]:
+    """A nanosecond clock that only moves forward and is never stepped (see ``WallClock``)."""
+    import sys
+
+    clock_id = getattr(time, "CLOCK_BOOTTIME", None) if sys.platform.startswith("linux") else (
+        getattr(time, "CLOCK_MONOTONIC", None) if sys.platform == "darwin" else None)
+    if clock_id is not None:
+        try:
+            time.clock_gettime_ns(clock_id)
+        except OSError:
+            clock_id = None
+    if clock_id is None:
+        return time.monotonic_ns
+    return lambda: time.clock_gettime_ns(clock_id)
 
 
 class TrioClock:

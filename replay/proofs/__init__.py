@@ -53,6 +53,7 @@ ALL_MODULES = (
     "replay.proofs.book",
     "replay.proofs.risk",
     "replay.proofs.paper",
+    "replay.proofs.live",
 )
 
 

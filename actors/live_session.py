@@ -1,0 +1,403 @@
+"""Running a live session (`pmm live`): real orders, with every guard of docs/live.md. Modelled on
+``actors.session`` and built from its helpers.
+
+Boot order (each step finishes before the next starts):
+1. the private key is loaded (env or an owner-only key file) and the wallet's lock taken: one running instance per
+   wallet (``flock`` on ``<live.state_dir>/live-<address>.lock``; a second instance is refused, naming the file);
+2. preflight (``pmm.preflight.run_preflight``: geoblock first, opt-in, allowlist, caps, credentials, clock,
+   version, balance, the one-time smoke order); the markets and their neg-risk flags are looked up;
+3. the journal is opened: ``RunStarted(mode="live")``, ``LiveIdentity``, one ``PreflightCheck`` per check; any
+   failure -> ``RunEnded`` and the session refuses to start;
+4. orders this wallet left open (an earlier run that crashed) are cancelled and the venue confirms none is open
+   (``StartupCleanup``); otherwise the session refuses to start;
+5. sequencer + group commit; sinks: executor, resync fetcher, status writer, console; edges: heartbeat (its first
+   beat must succeed), user channel (connected and reconciled), geoblock re-check, clock, and only then the market
+   feed, so nothing is quoted before the venue side is ready.
+
+Stop (duration, Ctrl-C, SIGTERM, ``stop`` event): ``OperatorStop`` -> the risk gate's kill switch -> ``CancelAll`` ->
+the executor cancels everything and confirms none is open; then a final confirmation sweep; edges stop; ``RunEnded``;
+the journal is flushed, fsynced and closed. The result says whether "nothing open" was confirmed.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+import time
+from collections.abc import Callable, Collection, Mapping
+from pathlib import Path
+
+import httpx
+import trio
+
+from actors.core.live import key_id
+from actors.edge.clock import Clock, WallClock, run_ticks
+from actors.edge.exchange import (
+    ExchangeError,
+    ExchangeRest,
+    LiveEndpoints,
+    LiveHealth,
+    cancel_result,
+    live_endpoints,
+    public_json,
+)
+from actors.edge.feed import FeedSettings, MarketFeed
+from actors.edge.heartbeat import GeoblockWatch, Heartbeat
+from actors.edge.rest import BookFetcher, DiscoveryError
+from actors.edge.signing import OrderSigner, SignatureError
+from actors.edge.user_channel import UserChannel
+from actors.sequencer import Sequencer, Subscriber, run_sequencer
+from actors.session import (
+    VERSION,
+    SessionError,
+    SessionResult,
+    _printer,
+    _status_writer,
+    _wait_for_stop,
+    _write_final_status,
+    new_run_id,
+    prior_halt,
+    resolve_markets,
+)
+from actors.sink.executor import ExecutorSettings, LiveExecutor
+from actors.sink.stats import SessionStats
+from actors.wiring import build_core
+from events.control import OperatorStop, RunEnded, RunStarted
+from events.live import LiveIdentity, StartupCleanup
+from events.market import ResyncRequest
+from events.params import CoreParams, MarketParams
+from journal import Journal
+from pmm.config import AppConfig, config_hash
+from pmm.preflight import Check, PreflightResult, run_preflight
+from pmm.secrets import Redactor, SecretError, load_private_key
+from replay.journal_io import JournalSink, header_info
+
+STOP_CANCEL_WAIT_S = 60.0
+CLEANUP_ROUNDS = 5
+
+
+class WalletLock:
+    """An exclusive ``flock`` on ``<state_dir>/live-<address>.lock``: one live session per wallet on this machine.
+    The kernel releases it when the process dies, however it dies."""
+
+    def __init__(self, state_dir: Path, address: str) -> None:
+        self.path = Path(state_dir) / f"live-{address.lower()}.lock"
+        self.address = address
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise SessionError(f"another `pmm live` is already running for wallet {self.address} "
+                               f"(lock file {self.path} is held)") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+async def startup_cleanup(rest: ExchangeRest, *, rounds: int = CLEANUP_ROUNDS) -> StartupCleanup:
+    """Cancel every order this wallet has open (left by an earlier run) and confirm none is left."""
+    try:
+        found = [str(o["id"]) for o in await rest.open_orders() if o.get("id")]
+    except ExchangeError as exc:
+        return StartupCleanup(found=(), cancelled=(), remaining=(), ok=False, detail=f"cannot list open orders: {exc}")
+    cancelled: list[str] = []
+    remaining = list(found)
+    problem = ""
+    for _ in range(rounds):
+        if not remaining:
+            break
+        try:
+            canceled, _ = cancel_result(await rest.cancel_all())
+            cancelled += [c for c in canceled if c not in cancelled]
+        except ExchangeError as exc:
+            problem = str(exc)
+            await trio.sleep(1.0)
+        try:
+            remaining = [str(o["id"]) for o in await rest.open_orders() if o.get("id")]
+        except ExchangeError as exc:
+            problem = str(exc)
+            return StartupCleanup(found=tuple(found), cancelled=tuple(cancelled), remaining=tuple(remaining), ok=False,
+                                  detail=f"cannot confirm: {problem}"[:300])
+    ok = not remaining
+    detail = (f"{len(found)} order(s) of an earlier run cancelled" if found else "no open order") if ok else \
+        f"{len(remaining)} order(s) still open: {problem}"[:300]
+    return StartupCleanup(found=tuple(found), cancelled=tuple(cancelled), remaining=tuple(remaining), ok=ok,
+                          detail=detail)
+
+
+async def market_flags(client: httpx.AsyncClient, rest_url: str, markets: tuple[MarketParams, ...]) -> dict[str, bool]:
+    """neg-risk flag of each market (by condition id), from ``/neg-risk``. Raises ``DiscoveryError``."""
+    out: dict[str, bool] = {}
+    for m in markets:
+        status, body = await public_json(client, f"{rest_url}/neg-risk?token_id={m.yes_token}")
+        if status != 200 or not isinstance(body, dict) or not isinstance(body.get("neg_risk"), bool):
+            raise DiscoveryError(f"market {m.condition_id}: /neg-risk answered HTTP {status}")
+        out[m.condition_id] = body["neg_risk"]
+    return out
+
+
+async def run_live_session(
+    cfg: AppConfig,
+    *,
+    endpoints: LiveEndpoints,
+    duration_s: float | None,
+    journal_root: Path,
+    clock: Clock | None = None,
+    out: Callable[[str], None] = print,
+    stop: trio.Event | None = None,
+    handle_signals: bool = True,
+    print_every_s: float = 1.0,
+    env: Mapping[str, str] | None = None,
+    explicit_caps: Collection[str] | None = None,
+    executor_settings: ExecutorSettings | None = None,
+    wall_s: Callable[[], float] = time.time,
+) -> SessionResult:
+    """Run one live session to its end. Raises ``SessionError`` (one line, no secret) when it may not start."""
+    clock = clock or WallClock()
+    live = cfg.live
+    lock: WalletLock | None = None
+    try:  # the wallet's address, for its lock, before anything talks to the exchange
+        key = load_private_key(live.key_file, env)
+        address = OrderSigner(key.hex, chain_id=live.chain_id, signature_type=live.signature_type,
+                              funder=live.funder or None).address
+        lock = WalletLock(Path(live.state_dir), address)
+        lock.acquire()
+    except (SecretError, SignatureError):
+        lock = None  # preflight reports it
+    try:
+        async with httpx.AsyncClient() as client:
+            return await _run(cfg, endpoints, client, duration_s=duration_s, journal_root=Path(journal_root),
+                              clock=clock, out=out, stop=stop, handle_signals=handle_signals,
+                              print_every_s=print_every_s, env=env, explicit_caps=explicit_caps,
+                              executor_settings=executor_settings, wall_s=wall_s)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+async def _run(
+    cfg: AppConfig,
+    endpoints: LiveEndpoints,
+    client: httpx.AsyncClient,
+    *,
+    duration_s: float | None,
+    journal_root: Path,
+    clock: Clock,
+    out: Callable[[str], None],
+    stop: trio.Event | None,
+    handle_signals: bool,
+    print_every_s: float,
+    env: Mapping[str, str] | None,
+    explicit_caps: Collection[str] | None,
+    executor_settings: ExecutorSettings | None,
+    wall_s: Callable[[], float],
+) -> SessionResult:
+    live = cfg.live
+    pre: PreflightResult = await run_preflight(cfg, endpoints, client, explicit_caps=explicit_caps, env=env,
+                                               wall_s=wall_s)
+    red: Redactor = pre.redactor()
+    checks = [Check(c.name, c.ok, red.redact(c.detail)) for c in pre.checks]
+    markets: tuple[MarketParams, ...] = ()
+    neg: dict[str, bool] = {}
+    if pre.ok:
+        try:
+            markets = await resolve_markets(client, endpoints.rest_url, cfg)
+            neg = await market_flags(client, endpoints.rest_url, markets)
+            checks.append(Check("markets", True, f"{len(markets)} market(s) resolved"))
+        except DiscoveryError as exc:
+            checks.append(Check("markets", False, str(exc)))
+    passed = all(c.ok for c in checks)
+    params = CoreParams(markets=markets, quoter=cfg.quoter, orders=cfg.orders, risk=cfg.risk, sim=cfg.sim,
+                        fills="live", quoting=True)
+    seed = cfg.seed or (clock.now_ns() & 0x7FFF_FFFF_FFFF_FFFF)
+    run_id = new_run_id("live", clock)
+    halt = prior_halt(journal_root)
+    run_dir = journal_root / run_id
+    chash = config_hash(cfg)
+    journal = Journal.create(run_dir, header_info(run_id=run_id, seed=seed, created_ns=clock.now_ns(), config_hash=chash))
+    sink = JournalSink(journal)
+    sequencer = Sequencer(sink, build_core(params))
+    stats = SessionStats()
+    notes = [c.line() for c in checks]
+    try:
+        sequencer.submit("session", clock.now_ns(), RunStarted(run_id=run_id, mode="live", version=VERSION, seed=seed,
+                                                               config_hash=chash, params=params, prior_halt=halt))
+        signer, creds = pre.signer, pre.creds
+        if signer is not None:
+            sequencer.submit("session", clock.now_ns(), LiveIdentity(
+                address=signer.address, funder=signer.maker if signer.maker != signer.address else "",
+                key_id=key_id(creds.api_key) if creds is not None else "", chain_id=signer.chain_id,
+                signature_type=signer.signature_type, exchange=endpoints.rest_url))
+        for c in checks:
+            sequencer.submit("preflight", clock.now_ns(), c.event())
+            out(f"pmm live: {c.line()}")
+        sink.flush()
+        if not passed or signer is None or creds is None:
+            bad = next(c for c in checks if not c.ok)
+            sequencer.submit("session", clock.now_ns(), RunEnded(reason=f"preflight failed: {bad.name}"))
+            raise SessionError(f"preflight failed: {bad.name}: {bad.detail}; nothing was traded (journal {run_dir})")
+        rest = ExchangeRest(client, endpoints.rest_url, signer, creds, wall_s=wall_s)
+        cleanup = await startup_cleanup(rest)
+        sequencer.submit("session", clock.now_ns(), cleanup)
+        sink.flush()
+        out(f"pmm live: startup cleanup: {cleanup.detail}")
+        if not cleanup.ok:
+            sequencer.submit("session", clock.now_ns(), RunEnded(reason="startup cleanup failed"))
+            raise SessionError(f"startup cleanup failed: {cleanup.detail} (journal {run_dir})")
+    except BaseException:
+        journal.close()
+        raise
+    stats.mode, stats.run_id, stats.started_ns = "live", run_id, clock.now_ns()
+    out(f"pmm live: run {run_id}, wallet {signer.address}, {len(markets)} market(s) on {endpoints.rest_url}")
+    if halt:
+        out(f"pmm live: the previous run crashed while halted ({halt}): trading stays HALTED in this run")
+
+    in_tx, in_rx = trio.open_memory_channel(1024)
+
+    async def emit(src: str, ev: object) -> None:
+        await in_tx.send((src, clock.now_ns(), ev))
+
+    health = LiveHealth()
+    tokens = {t: (m.tick, neg[m.condition_id]) for m in markets for t in (m.yes_token, m.no_token)}
+    settings = executor_settings or ExecutorSettings(order_timeout_s=live.order_timeout_s,
+                                                     cancel_timeout_s=live.order_timeout_s)
+    executor = LiveExecutor(rest, emit, journal=journal, markets=tokens, health=health, settings=settings)
+    resync_tx, resync_rx = trio.open_memory_channel(64)
+    exec_tx, exec_rx = trio.open_memory_channel(4096)
+    subs = [Subscriber("resync", lambda env: isinstance(env.ev, ResyncRequest), resync_tx),
+            Subscriber("exec", executor.wants, exec_tx)]
+    feed_settings = FeedSettings(**{f: getattr(cfg.feed, f) for f in cfg.feed.__struct_fields__})
+    reason = "duration elapsed"
+    try:
+        async with trio.open_nursery() as core:
+            core.start_soon(journal.run_group_commit)
+            seq_done = trio.Event()
+
+            async def sequencer_task(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+                try:
+                    await run_sequencer(sequencer, in_rx, flush=sink.flush, subscribers=subs,
+                                        on_records=stats.feed_all, task_status=task_status)
+                finally:
+                    seq_done.set()
+
+            await core.start(sequencer_task)
+            async with trio.open_nursery() as edges:
+                edges.start_soon(_printer, stats, clock, out, print_every_s)
+                edges.start_soon(_status_writer, stats, clock, run_dir, Path(cfg.status_file),
+                                 Path(cfg.publish_dir) if cfg.publish_dir else None, notes)
+                await edges.start(executor.run, exec_rx)
+                await edges.start(BookFetcher(endpoints.rest_url, emit, client).run, resync_rx)
+                heartbeat = Heartbeat(rest, emit, health, interval_s=live.heartbeat_interval_s)
+                await edges.start(heartbeat.run)
+                user = UserChannel(endpoints.user_ws_url, [m.condition_id for m in markets], rest, emit, health,
+                                   seed=seed, settings=feed_settings, trades_after_s=int(wall_s()) - 1)
+                await edges.start(user.run)
+                geo = GeoblockWatch(client, endpoints.geoblock_url, emit, health, every_s=live.geoblock_recheck_s)
+                await edges.start(geo.run)
+                await edges.start(run_ticks, emit, cfg.tick_ms / 1000)
+                startup = ""
+                with trio.move_on_after(live.startup_timeout_s):
+                    await heartbeat.first.wait()
+                    await user.ready.wait()
+                if not health.heartbeat_ok:
+                    startup = "startup failed: the heartbeat did not start"
+                elif not user.ready.is_set():
+                    startup = f"startup failed: the user channel was not ready within {live.startup_timeout_s:g} s"
+                if startup:
+                    reason = startup
+                    notes.append(f"failure: {startup}")
+                    out(f"pmm live: {startup}")
+                else:
+                    feed = MarketFeed(endpoints.market_ws_url, list(tokens), emit, seed=seed, settings=feed_settings)
+                    await edges.start(feed.run)
+                    reason = await _wait_for_stop(duration_s, stop, handle_signals)
+                out(f"pmm live: stopping ({reason}): cancelling every order")
+                await in_tx.send(("operator", clock.now_ns(), OperatorStop(reason=reason)))
+                with trio.move_on_after(STOP_CANCEL_WAIT_S):
+                    await executor.cancel_all_done.wait()
+                with trio.move_on_after(STOP_CANCEL_WAIT_S):
+                    await executor.confirm_flat("stop: final sweep")
+                flat = bool(executor.cancel_all_ok)
+                stats_note = "confirmed: no order open" if flat else "NOT confirmed that no order is open"
+                notes.append(f"stop: {stats_note}")
+                out(f"pmm live: {stats_note}")
+                edges.cancel_scope.cancel()
+            await in_tx.send(("session", clock.now_ns(), RunEnded(reason=reason)))
+            await in_tx.aclose()
+            await seq_done.wait()
+            core.cancel_scope.cancel()
+    finally:
+        journal.close()
+        _write_final_status(stats, clock, run_dir, Path(cfg.status_file), notes,
+                            Path(cfg.publish_dir) if cfg.publish_dir else None)
+    return SessionResult(run_dir=run_dir, stats=stats, notes=notes)
+
+
+# ---------------------------------------------------------------- pmm live
+def live_main(argv: list[str] | None = None) -> int:
+    """``pmm live [--config FILE] [--exchange URL] [--duration S] [--journal DIR]``.
+
+    Exit 0: stopped by the operator and confirmed that no order is open; 1: refused (preflight, cleanup, lock),
+    halted by a kill switch other than the operator's, or not confirmed flat; 2: unusable input."""
+    from journal import JournalError
+    from pmm.args import Parser, err, positive_float
+    from pmm.cli import _final_summary
+    from pmm.config import ConfigError, load_config
+    from pmm.preflight import explicit_risk_keys
+
+    p = Parser(prog="pmm live", description="trade for real on the configured exchange (see docs/live.md)")
+    p.add_argument("--config", metavar="FILE", help="config.json (live.enabled must be true)")
+    p.add_argument("--exchange", metavar="URL", help="base URL of the exchange (or a sandbox laid out like it)")
+    p.add_argument("--duration", type=positive_float, metavar="SECONDS", help="stop after this long (default: "
+                   "until Ctrl-C or SIGTERM)")
+    p.add_argument("--journal", metavar="DIR", help="folder for run journals (default: config journal_dir)")
+    args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    raw: bytes | None = None
+    try:
+        cfg = load_config(Path(args.config) if args.config else None)
+        if args.config:
+            raw = Path(args.config).read_bytes()
+    except (ConfigError, OSError) as exc:
+        err(str(exc))
+        return 2
+    ex = cfg.exchange
+    endpoints = live_endpoints(args.exchange, rest_url=ex.rest_url, market_ws_url=ex.market_ws_url,
+                               user_ws_url=ex.user_ws_url, geoblock_url=ex.geoblock_url)
+    if endpoints is None:
+        err("live: no exchange: pass --exchange URL or set exchange.rest_url in the config")
+        return 2
+    journal_root = Path(args.journal or cfg.journal_dir)
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    async def main() -> SessionResult:
+        return await run_live_session(cfg, endpoints=endpoints, duration_s=args.duration, journal_root=journal_root,
+                                      out=say, explicit_caps=explicit_risk_keys(raw))
+
+    try:
+        res = trio.run(main)
+    except (SessionError, JournalError, OSError) as exc:
+        err(str(exc))
+        return 1
+    _final_summary("live", res)
+    return 0 if clean_stop(res) else 1
+
+
+def clean_stop(res: SessionResult) -> bool:
+    """Stopped by the operator (no other kill switch, no startup failure) and confirmed that no order is open."""
+    flat = "stop: confirmed: no order open" in res.notes
+    failed = any(n.startswith("failure:") for n in res.notes)
+    halted = res.stats.halted
+    return flat and not failed and (not halted or halted.startswith("operator_stop"))
