@@ -190,7 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
                         ("observe", "read-only rolling summary of a journal or a published status"),
                         ("bench", "run the benchmarks, each beside a baseline measured in the same run"),
                         ("preflight", "check everything live trading needs (geoblock, allowlist, caps, keys...)"),
-                        ("live", "real orders on allow-listed markets with tiny caps, after a preflight")):
+                        ("live", "real orders on allow-listed markets with tiny caps, after a preflight"),
+                        ("config", "write (init) or validate (check) config.json"),
+                        ("start", "run a paper or live session under the supervisor (restarts after a crash)"),
+                        ("stop", "stop the supervised session gracefully (cancel all, flush, exit)"),
+                        ("status", "print status.json readably (--json: raw)"),
+                        ("bundle", "build the Operator Bundle zip for a platform")):
         sub.add_parser(name, help=f"{help_} (see `pmm {name} --help`)", add_help=False)
     return p
 
@@ -209,6 +214,11 @@ PASSTHROUGH = {
     "observe": ("pmm.observe", "observe_main"),
     "bench": ("bench.runner", "main"),
     "live": ("actors.live_session", "live_main"),
+    "config": ("pmm.configcmd", "config_main"),
+    "start": ("pmm.supervisor", "start_main"),
+    "stop": ("pmm.supervisor", "stop_main"),
+    "status": ("pmm.statuscmd", "status_main"),
+    "bundle": ("bundle.build", "bundle_main"),
     "preflight": ("pmm.preflight", "preflight_main"),
 }
 
