@@ -10,7 +10,6 @@ actors over a bounded channel and fans the appended records out to sinks.
 """
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -49,6 +48,8 @@ class Sequencer:
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate core actor names: {names}")
         self._routes: dict[type[Event], tuple[CoreActor, ...]] = {}
+        self._steps: dict[type[Event], tuple[tuple[str, Callable[[int, Envelope], Sequence[Event]]], ...]] = {}
+        """Per event type: (name, bound ``step``) of the actors it is delivered to, in declared order (built once)."""
         self._last_ts = 0
         self.failed: str = ""
         """Set once a core actor raised: the run is halted and only cancels may pass."""
@@ -59,6 +60,11 @@ class Sequencer:
             route = tuple(a for a in self.actors if issubclass(kind, a.consumes))
             self._routes[kind] = route
         return route
+
+    def _route_steps(self, kind: type[Event]) -> tuple[tuple[str, Callable[[int, Envelope], Sequence[Event]]], ...]:
+        steps = tuple((a.name, a.step) for a in self._route(kind))
+        self._steps[kind] = steps
+        return steps
 
     @property
     def last_ts(self) -> int:
@@ -71,24 +77,27 @@ class Sequencer:
         """
         ts = ts_ns if ts_ns > self._last_ts else self._last_ts
         self._last_ts = ts
-        env = Envelope(ts_ns=ts, src=src, cause=0, ev=ev)
-        sink = self._sink
-        seq = sink.append(encode(env), env)
+        env = Envelope(ts, src, 0, ev)
+        append = self._sink.append
+        seq = append(encode(env), env)
         out = [(seq, env)]
-        queue = deque(out)
-        while queue:
-            seq, env = queue.popleft()
-            for actor in self._route(type(env.ev)):
+        steps = self._steps
+        # ``out`` is also the breadth-first queue: records are handled in the order they were appended.
+        i = 0
+        while i < len(out):
+            seq, env = out[i]
+            i += 1
+            route = steps.get(type(env.ev))
+            if route is None:
+                route = self._route_steps(type(env.ev))
+            for name, step in route:
                 try:
-                    emitted = actor.step(seq, env)
+                    emitted = step(seq, env)
                 except Exception as exc:  # crash-only: the failure becomes a journaled, replayable halt
-                    emitted = self._internal_error(actor.name, exc)
+                    emitted = self._internal_error(name, exc)
                 for ev2 in emitted:
-                    env2 = Envelope(ts_ns=ts, src=actor.name, cause=seq, ev=ev2)
-                    seq2 = sink.append(encode(env2), env2)
-                    rec = (seq2, env2)
-                    out.append(rec)
-                    queue.append(rec)
+                    env2 = Envelope(ts, name, seq, ev2)
+                    out.append((append(encode(env2), env2), env2))
                 if len(out) > MAX_CASCADE:
                     raise RuntimeError(f"input at seq {out[0][0]} caused more than {MAX_CASCADE} events")
         return out

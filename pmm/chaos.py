@@ -804,8 +804,8 @@ class _Harness:
             return "duration"
         err = _tail(rec.stderr)
         if rec.rc == 1 and self.s.mode == "live":
-            if "preflight failed" in err or "refus" in err:
-                return "refused"
+            if any(w in err for w in ("preflight failed", "startup cleanup failed", "already running", "refus")):
+                return "refused"  # the session refused to start (fail closed); judged by whether a fault explains it
             if any(k[1] != "operator_stop" for k in rec.kills):
                 return "halted"  # `pmm live` exits 1 after a kill switch other than the operator's
         return "crash"

@@ -62,6 +62,7 @@ class TokenBook:
         "token_id",
         "ts",
         "valid",
+        "version",
     )
 
     def __init__(self, token_id: str, tick: int, condition_id: str = "") -> None:
@@ -82,6 +83,10 @@ class TokenBook:
         self.resolved = False
         self.ts = ""
         """Exchange timestamp (ms string) of the last message applied."""
+        self.version = 0
+        """Incremented (by the book actor) on every change of levels, best prices, validity, tick or epoch; so an
+        unchanged ``version`` means every view method above, but ``last_trade``, still answers the same. Readers
+        use it to skip work whose result depends only on the book (a cache key, never journaled)."""
 
     def best_bid(self) -> tuple[int, int] | None:
         bb = self.bb
@@ -310,6 +315,7 @@ class BookActor:
         tb.valid = False
         tb.epoch += 1
         tb._clear()
+        tb.version += 1
         self.invalidations += 1
         touched[tb.token_id] = reason
         if resync:
@@ -355,6 +361,7 @@ class BookActor:
         ts = it.timestamp
         for tok, u in last.items():
             tb = books[tok]
+            tb.version += 1
             tb.ts = ts
             if tok not in touched:
                 touched[tok] = "update"
@@ -378,6 +385,7 @@ class BookActor:
         self.snapshots += 1
         if tb.resolved:
             return
+        tb.version += 1
         if it.tick is not None:
             tb.tick = it.tick
         if it.last_trade is not None:
@@ -423,6 +431,7 @@ class BookActor:
         tb.valid = False
         tb.epoch += 1
         tb._clear()
+        tb.version += 1
         self.invalidations += 1
         self.resyncs += 1
         touched[tb.token_id] = "tick_size_change"
@@ -444,6 +453,7 @@ class BookActor:
             tb = self._books.get(tok)
             if tb is not None and not tb.resolved:
                 tb.resolved = True
+                tb.version += 1
                 self._invalidate(tb, "market_resolved", False, [], touched)
 
     def _publish(self, out: list[Event], touched: dict[str, str]) -> list[Event]:

@@ -48,21 +48,32 @@ class MetricsActor:
         self._connected_ns = 0
         self.reconnects = 0
         self.stale_kills = 0
+        self._best: list[tuple[tuple[str, str], int]] | None = []
+        """Our best resting price per (token, side), from ``_resting`` (None: recompute, it changed)."""
+        self._kinds: dict[type, int] = {}
 
-    def _advance(self, now: int) -> None:
-        if self._last_ns is None or now <= self._last_ns:
-            self._last_ns = now if self._last_ns is None else self._last_ns
-            return
-        dt = now - self._last_ns
-        if self._connected:
-            self._connected_ns += dt
+    def _best_prices(self) -> list[tuple[tuple[str, str], int]]:
         best: dict[tuple[str, str], int] = {}
         for token, side, price in self._resting.values():
             key = (token, side)
             cur = best.get(key)
             if cur is None or (price > cur if side == "BUY" else price < cur):
                 best[key] = price
-        for key, price in best.items():
+        out = self._best = list(best.items())
+        return out
+
+    def _advance(self, now: int) -> None:
+        last = self._last_ns
+        if last is None or now <= last:
+            self._last_ns = now if last is None else last
+            return
+        dt = now - last
+        if self._connected:
+            self._connected_ns += dt
+        best = self._best
+        if best is None:
+            best = self._best_prices()
+        for key, price in best:
             top = self._tops.get(key[0])
             if top is None:
                 continue
@@ -78,36 +89,49 @@ class MetricsActor:
             acc.dist_ns_x100 += dt * abs(mid2 - 2 * price) * 50 // tick
         self._last_ns = now
 
+    @staticmethod
+    def _kind(t: type) -> int:
+        for i, cls in enumerate((RunStarted, BookChanged, FeedStatus, OrderIntent, OrderState, KillSwitch, Tick)):
+            if issubclass(t, cls):
+                return i
+        return -1
+
     def step(self, seq: int, env: Envelope) -> Sequence[Event]:
         ev = env.ev
         now = env.ts_ns
         self._advance(now)
-        if isinstance(ev, RunStarted):
+        t = type(ev)
+        kind = self._kinds.get(t)
+        if kind is None:
+            kind = self._kinds[t] = self._kind(t)
+        if kind == 1:  # BookChanged
+            if ev.valid and ev.best_bid and ev.best_ask and ev.tick:  # type: ignore[attr-defined]
+                self._tops[ev.token_id] = (ev.best_bid, ev.best_ask, ev.tick)  # type: ignore[attr-defined]
+            else:
+                self._tops.pop(ev.token_id, None)  # type: ignore[attr-defined]
+        elif kind == 4:  # OrderState
+            o = self._orders.get(ev.client_id)  # type: ignore[attr-defined]
+            self._best = None
+            if o is not None and ev.state in RESTING:  # type: ignore[attr-defined]
+                self._resting[ev.client_id] = o  # type: ignore[attr-defined]
+            else:
+                self._resting.pop(ev.client_id, None)  # type: ignore[attr-defined]
+                if ev.state in ("filled", "cancelled", "rejected"):  # type: ignore[attr-defined]
+                    self._orders.pop(ev.client_id, None)  # type: ignore[attr-defined]
+        elif kind == 3:  # OrderIntent
+            self._orders[ev.client_id] = (ev.token_id, ev.side, ev.price)  # type: ignore[attr-defined]
+        elif kind == 6:  # Tick
+            if now - self._window_start >= self.window_ns:
+                return self._emit(now)
+        elif kind == 0:  # RunStarted
             self._started = self._window_start = self._last_ns = now
-        elif isinstance(ev, BookChanged):
-            if ev.valid and ev.best_bid and ev.best_ask and ev.tick:
-                self._tops[ev.token_id] = (ev.best_bid, ev.best_ask, ev.tick)
-            else:
-                self._tops.pop(ev.token_id, None)
-        elif isinstance(ev, FeedStatus):
-            if ev.state == "connecting" and ev.conn > 1:
+        elif kind == 2:  # FeedStatus
+            if ev.state == "connecting" and ev.conn > 1:  # type: ignore[attr-defined]
                 self.reconnects += 1
-            self._connected = ev.state == "connected"
-        elif isinstance(ev, OrderIntent):
-            self._orders[ev.client_id] = (ev.token_id, ev.side, ev.price)
-        elif isinstance(ev, OrderState):
-            o = self._orders.get(ev.client_id)
-            if o is not None and ev.state in RESTING:
-                self._resting[ev.client_id] = o
-            else:
-                self._resting.pop(ev.client_id, None)
-                if ev.state in ("filled", "cancelled", "rejected"):
-                    self._orders.pop(ev.client_id, None)
-        elif isinstance(ev, KillSwitch):
-            if ev.reason == "feed_stale":
+            self._connected = ev.state == "connected"  # type: ignore[attr-defined]
+        elif kind == 5:  # KillSwitch
+            if ev.reason == "feed_stale":  # type: ignore[attr-defined]
                 self.stale_kills += 1
-        elif isinstance(ev, Tick) and now - self._window_start >= self.window_ns:
-            return self._emit(now)
         return ()
 
     def _emit(self, now: int) -> list[Event]:

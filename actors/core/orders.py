@@ -41,6 +41,8 @@ is emitted on a ``Tick`` at most once per minute of event time, and only when it
 from __future__ import annotations
 
 from collections import OrderedDict, deque
+from collections.abc import Callable
+from typing import Any
 
 from actors.core.base import InvariantError
 from events.base import MICRO, Event
@@ -163,43 +165,61 @@ class OrderManager:
     # ------------------------------------------------------------------ step
     def step(self, seq: int, env: Envelope) -> list[Event]:
         ev = env.ev
-        now = env.ts_ns
         out: list[Event] = []
         self._step_places = 0  # client ids are f"o{seq}.{i}" with i counting places across the whole step
-        if isinstance(ev, DesiredQuotes):
-            self._on_desired(seq, ev, now, out)
-        elif isinstance(ev, Tick):
-            self._on_tick(seq, now, out)
-        elif isinstance(ev, ExchangeReply):
-            self._on_reply(ev, now, out)
-        elif isinstance(ev, Fill):
-            self._on_fill(ev, out)
-        elif isinstance(ev, OrderIntent):
-            if env.src == self.name:
-                self._remember_intent(seq, "place", ev.client_id)
-        elif isinstance(ev, CancelIntent):
-            if env.src == self.name:
-                self._remember_intent(seq, "cancel", ev.client_id)
-        elif isinstance(ev, RiskApproved):
-            self._intents.pop(ev.intent_seq, None)
-        elif isinstance(ev, RiskReject):
-            self._on_reject(ev, out)
-        elif isinstance(ev, KillSwitch):
-            self.halted = True
-        elif isinstance(ev, TradingState):
-            if ev.state == "HALTED":
-                self.halted = True
-            elif ev.state == "REDUCING" and not self.reducing:
-                self.reducing = True
-                if self.params.quoting and not self.halted:
-                    for cid in list(self._desired):
-                        self._reconcile(cid, seq, now, out)
-        elif isinstance(ev, CancelAll):
-            for o in self._orders.values():
-                if not o.cancel_requested:
-                    o.cancel_requested = True
-                    o.cancel_ns = now
+        t = type(ev)
+        handler = _DISPATCH.get(t)
+        if handler is None:
+            handler = _DISPATCH[t] = _dispatch_entry(t)
+        if handler is not None:
+            handler(self, seq, env, ev, out)
         return out
+
+    # Handlers, one per consumed event type (``_dispatch_entry`` below maps types to them).
+    def _h_desired(self, seq: int, env: Envelope, ev: DesiredQuotes, out: list[Event]) -> None:
+        self._on_desired(seq, ev, env.ts_ns, out)
+
+    def _h_tick(self, seq: int, env: Envelope, ev: Tick, out: list[Event]) -> None:
+        self._on_tick(seq, env.ts_ns, out)
+
+    def _h_reply(self, seq: int, env: Envelope, ev: ExchangeReply, out: list[Event]) -> None:
+        self._on_reply(ev, env.ts_ns, out)
+
+    def _h_fill(self, seq: int, env: Envelope, ev: Fill, out: list[Event]) -> None:
+        self._on_fill(ev, out)
+
+    def _h_place(self, seq: int, env: Envelope, ev: OrderIntent, out: list[Event]) -> None:
+        if env.src == self.name:
+            self._remember_intent(seq, "place", ev.client_id)
+
+    def _h_cancel(self, seq: int, env: Envelope, ev: CancelIntent, out: list[Event]) -> None:
+        if env.src == self.name:
+            self._remember_intent(seq, "cancel", ev.client_id)
+
+    def _h_approved(self, seq: int, env: Envelope, ev: RiskApproved, out: list[Event]) -> None:
+        self._intents.pop(ev.intent_seq, None)
+
+    def _h_reject(self, seq: int, env: Envelope, ev: RiskReject, out: list[Event]) -> None:
+        self._on_reject(ev, out)
+
+    def _h_kill(self, seq: int, env: Envelope, ev: KillSwitch, out: list[Event]) -> None:
+        self.halted = True
+
+    def _h_trading_state(self, seq: int, env: Envelope, ev: TradingState, out: list[Event]) -> None:
+        if ev.state == "HALTED":
+            self.halted = True
+        elif ev.state == "REDUCING" and not self.reducing:
+            self.reducing = True
+            if self.params.quoting and not self.halted:
+                for cid in list(self._desired):
+                    self._reconcile(cid, seq, env.ts_ns, out)
+
+    def _h_cancel_all(self, seq: int, env: Envelope, ev: CancelAll, out: list[Event]) -> None:
+        now = env.ts_ns
+        for o in self._orders.values():
+            if not o.cancel_requested:
+                o.cancel_requested = True
+                o.cancel_ns = now
 
     def _remember_intent(self, seq: int, kind: str, client_id: str) -> None:
         self._intents[seq] = (kind, client_id)
@@ -411,3 +431,28 @@ class OrderManager:
                 self._set(o, "partially_filled", out)
         if len(self._trades) > TRADE_MEMORY:
             self._trades.popitem(last=False)
+
+
+_Handler = Callable[[OrderManager, int, Envelope, Any, list[Event]], None]
+_DISPATCH: dict[type, _Handler | None] = {}
+"""Event type -> ``OrderManager`` handler (None: nothing to do); filled once per type."""
+
+
+def _dispatch_entry(t: type) -> _Handler | None:
+    """The handler of the first of these classes that ``t`` is a subclass of (the order of the original chain)."""
+    for cls, handler in (
+        (DesiredQuotes, OrderManager._h_desired),
+        (Tick, OrderManager._h_tick),
+        (ExchangeReply, OrderManager._h_reply),
+        (Fill, OrderManager._h_fill),
+        (OrderIntent, OrderManager._h_place),
+        (CancelIntent, OrderManager._h_cancel),
+        (RiskApproved, OrderManager._h_approved),
+        (RiskReject, OrderManager._h_reject),
+        (KillSwitch, OrderManager._h_kill),
+        (TradingState, OrderManager._h_trading_state),
+        (CancelAll, OrderManager._h_cancel_all),
+    ):
+        if issubclass(t, cls):
+            return handler  # type: ignore[return-value]
+    return None

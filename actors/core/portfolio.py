@@ -105,8 +105,11 @@ class Portfolio:
 
     def step(self, seq: int, env: Envelope) -> list[Event]:
         ev = env.ev
-        if isinstance(ev, Fill):
-            return self._fill(ev)
+        t = type(ev)
+        if t is BookChanged:
+            return self._mark(ev)  # type: ignore[arg-type]
+        if t is Fill or isinstance(ev, Fill):
+            return self._fill(ev)  # type: ignore[arg-type]
         if isinstance(ev, BookChanged):
             return self._mark(ev)
         return []
@@ -132,10 +135,12 @@ class Portfolio:
         if not (ev.valid and ev.best_bid > 0 and ev.best_ask > 0):
             return []
         mid = (ev.best_bid + ev.best_ask) // 2
-        if self.marks.get(ev.token_id) == mid:
+        token = ev.token_id
+        marks = self.marks
+        if marks.get(token) == mid:
             return []
-        self.marks[ev.token_id] = mid
-        acct = self.accounts.get(ev.token_id)
+        marks[token] = mid
+        acct = self.accounts.get(token)
         if acct is None or acct.position == 0:
             return []
         return [self.position(ev.token_id)]

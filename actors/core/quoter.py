@@ -26,12 +26,19 @@ Recipe (YES terms, integer micro units; docs/core-contracts.md for the complemen
 
 ``DesiredQuotes`` is emitted only when the set of quotes changes, ``RewardEstimate`` only when the score or the
 two-sided flag changes. Evaluated on ``BookChanged``, ``Position``, ``Tick``, ``FeedStatus`` and ``KillSwitch``.
+
+Speed only: a market whose inputs are what they were at its last evaluation is not planned again: the plan would
+be the same, so nothing would be emitted. The inputs (``_plan_key``) are the gate and both positions, and of the
+books exactly what ``plan_quotes`` reads: both validities, the YES best bid and ask prices, the fair price, both
+ticks and the NO best ask price. This skips e.g. the second ``BookChanged`` of a frame that moved both tokens, a
+change of the NO bid or of a size that leaves the fair price where it was, and most ``Tick`` s.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Protocol
 
+from actors.core.book import Books, TokenBook
 from actors.core.rewards import market_score
 from events.base import MICRO, Event
 from events.codec import Envelope
@@ -99,13 +106,46 @@ def taper_sizes(base: int, growth: int, max_position: int, levels: int, min_size
     per = base * room // max_position if growth > 0 else base
     out: list[int] = []
     for _ in range(levels):
-        s = min(per, room)
+        s = per if per < room else room  # min(per, room)
         s -= s % LOT
         if s <= 0 or s < min_size:
             break
         out.append(s)
         room -= s
     return out
+
+
+def _side_prices(bid_sizes: list[int], ask_sizes: list[int], raw_bid: int, raw_ask: int, spacing: int, tick: int,
+                 mid: int, v: int, reward_min: int, bid_cap: int, ask_floor: int, tighten: bool,
+                 ) -> tuple[list[int], list[int]]:
+    """The bid and ask prices of ``plan_quotes`` (``tighten``: pull the first scoring level inside ``v``)."""
+    lo = tick
+    hi = MICRO - tick
+    bids: list[int] = []
+    for i, size in enumerate(bid_sizes):
+        b = (raw_bid - i * spacing) // tick * tick  # floor_tick
+        if tighten and i == 0 and size >= reward_min and mid - b >= v:
+            b = -((v - 1 - mid) // tick) * tick  # ceil_tick(mid - v + 1, tick)
+        if b > bid_cap:
+            b = bid_cap
+        if bids and b > bids[-1] - tick:
+            b = bids[-1] - tick
+        if b < lo:
+            break
+        bids.append(b)
+    asks: list[int] = []
+    for i, size in enumerate(ask_sizes):
+        a = -((-(raw_ask + i * spacing)) // tick) * tick  # ceil_tick
+        if tighten and i == 0 and size >= reward_min and a - mid >= v:
+            a = (mid + v - 1) // tick * tick  # floor_tick
+        if a < ask_floor:
+            a = ask_floor
+        if asks and a < asks[-1] + tick:
+            a = asks[-1] + tick
+        if a > hi:
+            break
+        asks.append(a)
+    return bids, asks
 
 
 def plan_quotes(m: MarketParams, qp: QuoterParams, yes: BookView | None, no: BookView | None,
@@ -127,75 +167,65 @@ def plan_quotes(m: MarketParams, qp: QuoterParams, yes: BookView | None, no: Boo
     fair = (yes.microprice() if qp.use_microprice else None) or mid
     tick = yes.tick
     ntick = no.tick
-    if not (_good_tick(tick) and _good_tick(ntick)):
+    if not (0 < tick <= 100_000 and MICRO % tick == 0 and 0 < ntick <= 100_000 and MICRO % ntick == 0):  # _good_tick
         return Plan((), fair, "bad_tick", mid)
     net = pos_yes - pos_no
     skew = abs(net) * qp.skew_per_share // MICRO
     if net < 0:
         skew = -skew
-    spread = max(qp.spread, tick)
+    spread = qp.spread
+    if spread < tick:
+        spread = tick
     raw_bid = fair - skew - spread // 2
     raw_ask = raw_bid + spread
     v = m.reward_max_spread
-    rewards = v > 0 and m.reward_min_size > 0
-    base = max(qp.size, m.reward_min_size) if rewards and m.reward_min_size <= max_size else qp.size
-    base = min(base, max_size)
-    bid_sizes = taper_sizes(base, net, qp.max_position, qp.levels, m.min_order_size)
-    ask_sizes = taper_sizes(base, -net, qp.max_position, qp.levels, m.min_order_size)
-    lo = tick
+    reward_min = m.reward_min_size
+    rewards = v > 0 and reward_min > 0
+    base = qp.size
+    if rewards and reward_min <= max_size and reward_min > base:
+        base = reward_min
+    if base > max_size:
+        base = max_size
+    min_order = m.min_order_size
+    bid_sizes = taper_sizes(base, net, qp.max_position, qp.levels, min_order)
+    ask_sizes = taper_sizes(base, -net, qp.max_position, qp.levels, min_order)
     hi = MICRO - tick
-    bid_cap = min(hi, floor_tick(best_ask - 1, tick))  # post-only and in range
-    ask_floor = max(lo, ceil_tick(best_bid + 1, tick))
+    bid_cap = (best_ask - 1) // tick * tick  # post-only and in range: min(hi, floor_tick(best_ask - 1))
+    if bid_cap > hi:
+        bid_cap = hi
+    ask_floor = -((-(best_bid + 1)) // tick) * tick  # max(lo, ceil_tick(best_bid + 1))
+    if ask_floor < tick:
+        ask_floor = tick
     spacing = qp.level_spacing
-
-    def side_prices(tighten: bool) -> tuple[list[int], list[int]]:
-        bids: list[int] = []
-        for i, size in enumerate(bid_sizes):
-            b = floor_tick(raw_bid - i * spacing, tick)
-            if tighten and i == 0 and size >= m.reward_min_size and mid - b >= v:
-                b = ceil_tick(mid - v + 1, tick)
-            b = min(b, bid_cap)
-            if bids:
-                b = min(b, bids[-1] - tick)
-            if b < lo:
-                break
-            bids.append(b)
-        asks: list[int] = []
-        for i, size in enumerate(ask_sizes):
-            a = ceil_tick(raw_ask + i * spacing, tick)
-            if tighten and i == 0 and size >= m.reward_min_size and a - mid >= v:
-                a = floor_tick(mid + v - 1, tick)
-            a = max(a, ask_floor)
-            if asks:
-                a = max(a, asks[-1] + tick)
-            if a > hi:
-                break
-            asks.append(a)
-        return bids, asks
-
-    bids, asks = side_prices(rewards)
+    bids, asks = _side_prices(bid_sizes, ask_sizes, raw_bid, raw_ask, spacing, tick, mid, v, reward_min, bid_cap,
+                              ask_floor, rewards)
     if rewards and bids and asks and bids[0] >= asks[0]:
-        bids, asks = side_prices(False)  # untightened prices keep bid < ask by construction
+        # untightened prices keep bid < ask by construction
+        bids, asks = _side_prices(bid_sizes, ask_sizes, raw_bid, raw_ask, spacing, tick, mid, v, reward_min, bid_cap,
+                                  ask_floor, False)
 
+    yes_token = m.yes_token
     quotes: list[Quote] = []
     q_one: list[tuple[int, int]] = []
     q_two: list[tuple[int, int]] = []
     for b, size in zip(bids, bid_sizes, strict=False):
-        quotes.append(Quote(token_id=m.yes_token, side="BUY", price=b, size=size))
+        quotes.append(Quote(token_id=yes_token, side="BUY", price=b, size=size))
         q_one.append((b, size))
-    yes_avail = max(pos_yes, 0)
+    yes_avail = pos_yes if pos_yes > 0 else 0
     no_top = no.best_ask()
     no_cap = MICRO - ntick
     if no_top is not None:
-        no_cap = min(no_cap, floor_tick(no_top[0] - 1, ntick))
+        c = (no_top[0] - 1) // ntick * ntick
+        if c < no_cap:
+            no_cap = c
     prev_no = MICRO
     for a, size in zip(asks, ask_sizes, strict=False):
         if yes_avail >= size:
             yes_avail -= size
-            quotes.append(Quote(token_id=m.yes_token, side="SELL", price=a, size=size))
+            quotes.append(Quote(token_id=yes_token, side="SELL", price=a, size=size))
             q_two.append((a, size))
             continue
-        qn = min(floor_tick(MICRO - a, ntick), no_cap, prev_no - ntick)
+        qn = min((MICRO - a) // ntick * ntick, no_cap, prev_no - ntick)
         if qn < ntick:
             break
         prev_no = qn
@@ -207,12 +237,17 @@ def plan_quotes(m: MarketParams, qp: QuoterParams, yes: BookView | None, no: Boo
 
 
 class _Market:
-    __slots__ = ("m", "quotes", "reward")
+    __slots__ = ("key", "m", "quotes", "reward", "vkey")
 
     def __init__(self, m: MarketParams) -> None:
         self.m = m
         self.quotes: tuple[Quote, ...] = ()
         self.reward: tuple[int, bool] = (0, False)
+        self.key: object = None
+        """Everything the last evaluation's plan depended on (None: unknown, plan again)."""
+        self.vkey: tuple[int, int, int, int] | None = None
+        """(YES book version, NO book version, positions) of the last evaluation, when it was planned from the book
+        actor's books (a cheaper first test than ``key``; None: not known)."""
 
 
 class QuoterActor:
@@ -232,6 +267,10 @@ class QuoterActor:
         for i, m in enumerate(params.markets):
             self._index[m.yes_token] = i
             self._index[m.no_token] = i
+        self._pairs: list[tuple[TokenBook | None, TokenBook | None]] | None = None
+        """Per market, its (YES, NO) books when ``books`` is the book actor's view (its book objects never change)."""
+        if type(books) is Books:
+            self._pairs = [(books.get(m.yes_token), books.get(m.no_token)) for m in params.markets]
         self._pos: dict[str, int] = {}
         self._last_feed_ns: int | None = None
         self._feed_state = "unknown"
@@ -291,16 +330,58 @@ class QuoterActor:
         return plan_quotes(m, self.qp, self.books.get(m.yes_token), self.books.get(m.no_token),
                            pos.get(m.yes_token, 0), pos.get(m.no_token, 0), max_size=self.max_size)
 
+    def _plan_key(self, yes: TokenBook, no: TokenBook, py: int, pn: int) -> object:
+        """Everything ``plan_quotes`` reads of two books of the book actor, with the positions: equal keys, equal
+        plans (any change to ``plan_quotes`` must keep this true)."""
+        if not (yes.valid and no.valid):
+            return 0  # book_invalid
+        bb = yes.bb
+        ba = yes.ba
+        if not (bb and ba):
+            return 1  # one_sided_book
+        fair = (yes.microprice() if self.qp.use_microprice else None) or (bb + ba) // 2
+        return (bb, ba, fair, yes.tick, no.tick, no.ba, py, pn)
+
     def _evaluate(self, which: Sequence[int], now: int) -> list[Event]:
         out: list[Event] = []
+        blocked = self.gate(now)
+        books = self.books
+        pairs = self._pairs
+        pos = self._pos
         for i in which:
             self.evaluations += 1
             mk = self._markets[i]
-            p = self.plan(i, now)
+            m = mk.m
+            if blocked:
+                mk.vkey = None
+                key: object = blocked
+                if key == mk.key:
+                    continue
+                mk.key = key
+                p = Plan((), 0, blocked)
+            else:
+                if pairs is not None:
+                    yes, no = pairs[i]
+                else:
+                    yes = books.get(m.yes_token)
+                    no = books.get(m.no_token)
+                py = pos.get(m.yes_token, 0)
+                pn = pos.get(m.no_token, 0)
+                if type(yes) is TokenBook and type(no) is TokenBook:
+                    vkey = (yes.version, no.version, py, pn)
+                    if vkey == mk.vkey:
+                        continue  # neither book changed at all: same inputs, same plan, nothing to emit
+                    mk.vkey = vkey
+                    key = self._plan_key(yes, no, py, pn)
+                    if key == mk.key:
+                        continue  # same inputs, same plan: nothing to emit
+                    mk.key = key
+                else:
+                    mk.key = mk.vkey = None
+                p = plan_quotes(m, self.qp, yes, no, py, pn, max_size=self.max_size)
             if p.quotes != mk.quotes:
                 mk.quotes = p.quotes
-                out.append(DesiredQuotes(condition_id=mk.m.condition_id, quotes=p.quotes, fair=p.fair, reason=p.reason))
-            m = mk.m
+                out.append(DesiredQuotes(condition_id=m.condition_id, quotes=p.quotes, fair=p.fair, reason=p.reason))
             if p.quotes and m.reward_max_spread > 0 and m.reward_min_size > 0:
                 reward = market_score(p.mid, p.q_one, p.q_two, m.reward_max_spread, m.reward_min_size)
             else:

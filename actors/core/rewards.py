@@ -39,8 +39,20 @@ def market_score(
 
     Returns ``(Q, two_sided)`` where ``two_sided`` means both sides score.
     """
-    one = sum(order_score(abs(mid - p), s, max_spread, min_size) for p, s in q_one)
-    two = sum(order_score(abs(p - mid), s, max_spread, min_size) for p, s in q_two)
+    # the sums of ``order_score`` over both sides, inlined (same integers)
+    one = two = 0
+    if max_spread > 0:
+        v2 = max_spread * max_spread
+        for p, s in q_one:
+            d = mid - p if mid >= p else p - mid
+            if d < max_spread and s >= min_size and s > 0:
+                gap = max_spread - d
+                one += gap * gap * s // v2
+        for p, s in q_two:
+            d = p - mid if p >= mid else mid - p
+            if d < max_spread and s >= min_size and s > 0:
+                gap = max_spread - d
+                two += gap * gap * s // v2
     two_sided = one > 0 and two > 0
     if SINGLE_SIDED_LO <= mid <= SINGLE_SIDED_HI:
         q = max(min(one, two), max(one, two) // SINGLE_SIDED_DIVISOR)

@@ -83,11 +83,23 @@ reverses an earlier count and gives the size back to the order if it is still op
 
 Nothing here reads a clock: time is ``env.ts_ns``. No floats: prices x sizes are compared in micro-dollar x
 micro-share units.
+
+Speed only (same output): events are dispatched on their type through a table built once per type, and the
+time-driven triggers (day rollover, ack timeouts, ``feed_stale``, ``book_invalid``) run once per ``ts_ns``
+instead of once per record. Every record of a cascade carries its input's ``ts_ns``, and within one ``ts_ns`` a
+second run could only trip where the first did not if something moved a deadline earlier, which nothing does:
+new orders, cancels and invalid books are stamped ``now`` (0 ns elapsed), and the feed time only moves forward.
+The one exception is an order whose unknown state is cleared by a reply or a fill while its cancel is overdue (the
+next run marks it unknown again): clearing ``unknown`` makes the next record at the same ``ts_ns`` run them again.
+Within a run, the open orders are scanned for ack timeouts only once the earliest pending timeout (``_deadline``)
+has passed; the place checks make one pass over the open orders instead of one per question; the gate's own PnL
+is recomputed only after a fill or a new mark.
 """
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 from actors.core.base import InvariantError
 from actors.core.buckets import TokenBucket
@@ -165,6 +177,7 @@ class _Trade:
 
 
 _NO_UNCONF = (0, 0, 0)
+_NO_RESTING = (0, 0, 0)
 
 
 class _Book:
@@ -253,9 +266,20 @@ class RiskGate:
         """Per token, fills counted but not CONFIRMED yet: [buy size, sell size, cost the sells removed]."""
         self._marks: dict[str, int] = {}
         """Twice the last valid mid of each token (kept while its book is invalid)."""
+        self._own: int | None = None
+        """``_own_pnl()`` as last computed; None once ``_pos``, ``_cash`` or ``_marks`` changed since."""
         self._portfolio_pnl: dict[str, int] = {}
         self._day = 0
         self._day_base = 0
+        self._time_ns = -1
+        """``ts_ns`` at which the time-driven triggers last ran (see the module docstring)."""
+        self._time_dirty = False
+        """An order's unknown state was cleared since they ran: run them again even at the same ``ts_ns``."""
+        self._deadline: int | None = None
+        """No open order can time out (become unknown) at or before this time: a lower bound of every pending
+        ``approved_ns + ack timeout`` (unacked) and ``cancel_ns + ack timeout`` (cancelling) of the orders that are
+        not unknown; None: there is none. Lowered when an order is approved or a cancel starts, reset to -1 (look at
+        every order) when an order's unknown state is cleared."""
 
     # ------------------------------------------------------------------ read-only views (tests, proofs, status)
     @property
@@ -294,48 +318,69 @@ class RiskGate:
             raise InvariantError(f"risk: time went backwards ({now} < {self._last_ns})")
         self._last_ns = now
         out: list[Event] = []
-        if isinstance(ev, KillSwitch):
-            # Our own KillSwitch comes back here after we latched: nothing to do. Any other (an edge's, or the
-            # sequencer's internal_error, whose src is the failing actor's name, possibly ours) latches now.
-            self._halt(ev.reason, ev.detail, now, out, announce=False)
-            return out
-        if isinstance(ev, RunStarted):
-            self._on_run_started(ev, now, out)
-            return out
-        if self.started:
+        t = type(ev)
+        entry = _DISPATCH.get(t)
+        if entry is None:
+            entry = _DISPATCH[t] = _dispatch_entry(t)
+        handler, timed = entry
+        if timed and self.started and (now != self._time_ns or self._time_dirty):
+            self._time_ns = now
+            self._time_dirty = False
             self._on_time(now, out)
-        if isinstance(ev, OrderIntent):
-            self._on_place(seq, ev, now, out)
-        elif isinstance(ev, CancelIntent):
-            self._on_cancel(seq, ev, now, out)
-        elif isinstance(ev, FeedFrame):
-            if ev.conn >= self._conn:
-                self._conn = ev.conn
-                self._feed_ns = now
-                self._feed_up = True
-        elif isinstance(ev, FeedStatus):
-            if ev.conn >= self._conn:
-                self._conn = ev.conn
-                self._feed_up = ev.state == "connected"
-                if self._feed_up:
-                    self._feed_ns = now
-        elif isinstance(ev, BookChanged):
-            self._on_book(ev, now, out)
-        elif isinstance(ev, ExchangeReply):
-            self._on_reply(ev, now, out)
-        elif isinstance(ev, Fill):
-            self._on_fill(ev, now, out)
-        elif isinstance(ev, Position):
-            self._on_position(ev, now, out)
-        elif isinstance(ev, OrderState):
-            o = self._open.get(ev.client_id)
-            if o is not None and ev.state == "unknown":
-                o.unknown = True
-        elif isinstance(ev, OperatorStop):
-            self._halt("operator_stop", ev.reason, now, out)
-        elif isinstance(ev, ReduceOnly):
-            self._reduce(ev.reason or "operator reduce", out)
+        if handler is not None:
+            handler(self, seq, ev, now, out)
         return out
+
+    # Handlers, one per consumed event type (``_dispatch_entry`` below maps types to them).
+    def _h_kill(self, seq: int, ev: KillSwitch, now: int, out: list[Event]) -> None:
+        # Our own KillSwitch comes back here after we latched: nothing to do. Any other (an edge's, or the
+        # sequencer's internal_error, whose src is the failing actor's name, possibly ours) latches now.
+        self._halt(ev.reason, ev.detail, now, out, announce=False)
+
+    def _h_run_started(self, seq: int, ev: RunStarted, now: int, out: list[Event]) -> None:
+        self._on_run_started(ev, now, out)
+
+    def _h_place(self, seq: int, ev: OrderIntent, now: int, out: list[Event]) -> None:
+        self._on_place(seq, ev, now, out)
+
+    def _h_cancel(self, seq: int, ev: CancelIntent, now: int, out: list[Event]) -> None:
+        self._on_cancel(seq, ev, now, out)
+
+    def _h_frame(self, seq: int, ev: FeedFrame, now: int, out: list[Event]) -> None:
+        if ev.conn >= self._conn:
+            self._conn = ev.conn
+            self._feed_ns = now
+            self._feed_up = True
+
+    def _h_status(self, seq: int, ev: FeedStatus, now: int, out: list[Event]) -> None:
+        if ev.conn >= self._conn:
+            self._conn = ev.conn
+            self._feed_up = ev.state == "connected"
+            if self._feed_up:
+                self._feed_ns = now
+
+    def _h_book(self, seq: int, ev: BookChanged, now: int, out: list[Event]) -> None:
+        self._on_book(ev, now, out)
+
+    def _h_reply(self, seq: int, ev: ExchangeReply, now: int, out: list[Event]) -> None:
+        self._on_reply(ev, now, out)
+
+    def _h_fill(self, seq: int, ev: Fill, now: int, out: list[Event]) -> None:
+        self._on_fill(ev, now, out)
+
+    def _h_position(self, seq: int, ev: Position, now: int, out: list[Event]) -> None:
+        self._on_position(ev, now, out)
+
+    def _h_order_state(self, seq: int, ev: OrderState, now: int, out: list[Event]) -> None:
+        o = self._open.get(ev.client_id)
+        if o is not None and ev.state == "unknown":
+            o.unknown = True
+
+    def _h_stop(self, seq: int, ev: OperatorStop, now: int, out: list[Event]) -> None:
+        self._halt("operator_stop", ev.reason, now, out)
+
+    def _h_reduce(self, seq: int, ev: ReduceOnly, now: int, out: list[Event]) -> None:
+        self._reduce(ev.reason or "operator reduce", out)
 
     # ------------------------------------------------------------------ state changes
     def _halt(self, reason: str, detail: str, now: int, out: list[Event], *, announce: bool = True) -> None:
@@ -352,6 +397,14 @@ class RiskGate:
             if not o.cancelling:
                 o.cancelling = True
                 o.cancel_ns = now
+                self._lower_deadline(now)
+
+    def _lower_deadline(self, now: int) -> None:
+        """An order started waiting (approved, or cancel sent) at ``now``: it times out after ``now + timeout``."""
+        t = now + self._ack_timeout
+        d = self._deadline
+        if d is None or t < d:
+            self._deadline = t
 
     def _reduce(self, reason: str, out: list[Event]) -> None:
         if self.state != "ACTIVE":
@@ -380,12 +433,25 @@ class RiskGate:
             self._day = day
             self._day_base = self.pnl()
         # Ack timeouts: an approved order with no answer may or may not exist.
-        timeout = self._ack_timeout
-        for o in self._open.values():
-            if o.unknown:
-                continue
-            if (not o.acked and now - o.approved_ns > timeout) or (o.cancelling and now - o.cancel_ns > timeout):
-                o.unknown = True
+        deadline = self._deadline
+        if deadline is not None and now > deadline:  # else no order can be overdue yet: nothing to look at
+            timeout = self._ack_timeout
+            nxt: int | None = None
+            for o in self._open.values():
+                if o.unknown:
+                    continue
+                if (not o.acked and now - o.approved_ns > timeout) or (o.cancelling and now - o.cancel_ns > timeout):
+                    o.unknown = True
+                    continue
+                if not o.acked:
+                    t = o.approved_ns + timeout
+                    if nxt is None or t < nxt:
+                        nxt = t
+                if o.cancelling:
+                    t = o.cancel_ns + timeout
+                    if nxt is None or t < nxt:
+                        nxt = t
+            self._deadline = nxt
         if self.state == "HALTED":
             return
         p = self._p
@@ -402,16 +468,22 @@ class RiskGate:
 
     # ------------------------------------------------------------------ market data
     def _on_book(self, ev: BookChanged, now: int, out: list[Event]) -> None:
+        token = ev.token_id
         book = _Book(ev)
-        self._books[ev.token_id] = book
-        if book.reference():
-            self._marks[ev.token_id] = book.bid + book.ask
-        if ev.token_id in self._market_of:
-            if book.broken():
-                self._broken_since.setdefault(ev.token_id, now)
+        self._books[token] = book
+        bid = book.bid
+        ask = book.ask
+        if book.valid and 0 < bid < ask and book.tick > 0:  # book.reference()
+            mark2 = bid + ask
+            if self._marks.get(token) != mark2:
+                self._marks[token] = mark2
+                self._own = None
+        if token in self._market_of:
+            if (not book.valid) or (bid > 0 and ask > 0 and bid >= ask):  # book.broken()
+                self._broken_since.setdefault(token, now)
             else:
-                self._broken_since.pop(ev.token_id, None)
-        if self._pos.get(ev.token_id, 0) != 0:
+                self._broken_since.pop(token, None)
+        if self._pos.get(token, 0) != 0:
             self._check_pnl(now, out)
 
     # ------------------------------------------------------------------ intents
@@ -422,6 +494,7 @@ class RiskGate:
             out.append(RiskReject(intent_seq=seq, client_id=ev.client_id, code=code, detail=detail))
             return
         self._open[ev.client_id] = _Order(ev, now)
+        self._lower_deadline(now)
         _remember(self._approved_ids, ev.client_id)
         out.append(RiskApproved(intent_seq=seq, client_id=ev.client_id))
 
@@ -439,7 +512,29 @@ class RiskGate:
             return "not_allowlisted", f"token {token} of {ev.condition_id} is not a configured market"
         if not ev.post_only:
             return "not_post_only", "a market maker only rests orders; a taker could cross after this check"
-        buys, sells, _ = self._resting(token)
+        # One pass over the open orders (speed only): the per-token sums of ``_resting``, and this token's first
+        # unknown order and first duplicate, in the open orders' order (the loops below the price checks used to
+        # look for them; the checks still come in the same order).
+        resting: dict[str, list[int]] = {}
+        unknown_o: _Order | None = None
+        dup_o: _Order | None = None
+        side = ev.side
+        for o in self._open.values():
+            t = o.token_id
+            a = resting.get(t)
+            if a is None:
+                a = resting[t] = [0, 0, 0]
+            if o.side == "BUY":
+                a[0] += o.remaining
+                a[2] += o.remaining * o.price
+            else:
+                a[1] += o.remaining
+            if t == token:
+                if unknown_o is None and o.unknown:
+                    unknown_o = o
+                if dup_o is None and not o.cancelling and o.side == side and o.price == ev.price and o.size == ev.size:
+                    dup_o = o
+        buys, sells, _ = resting.get(token, _NO_RESTING)
         ub, us, _ = self._unconf.get(token, _NO_UNCONF)
         pos = self.position(token)
         held = pos - ub  # what is surely held, even if every unconfirmed buy fails
@@ -476,21 +571,13 @@ class RiskGate:
                 return "price_band", f"sell {ev.price} below mid {mid2 // 2} - band {p.price_band}"
             if not (ev.price > book.bid):
                 return "would_cross", f"sell {ev.price} <= best bid {book.bid}"
-        for o in self._open.values():
-            if o.unknown and o.token_id == token:
-                return "unknown_order_pending", f"order {o.client_id} on {token} is in an unknown state"
+        if unknown_o is not None:
+            return "unknown_order_pending", f"order {unknown_o.client_id} on {token} is in an unknown state"
         fills = self._recent_fills(token, ev.side, now)
         if not (fills < p.fill_burst):
             return "fill_burst", f"{fills} {ev.side} fills on {token} within {p.fill_window_ns} ns"
-        for o in self._open.values():
-            if (
-                not o.cancelling
-                and o.token_id == token
-                and o.side == ev.side
-                and o.price == ev.price
-                and o.size == ev.size
-            ):
-                return "duplicate", f"same as open order {o.client_id}"
+        if dup_o is not None:
+            return "duplicate", f"same as open order {dup_o.client_id}"
         if not (len(self._open) + 1 <= p.max_open_orders):
             return "open_orders_limit", f"{len(self._open)} open or in flight, limit {p.max_open_orders}"
         if ev.side == "BUY":
@@ -501,8 +588,22 @@ class RiskGate:
                 return "insufficient_position", f"sell {ev.size} + open sells {sells} > held {held}"
             if not (held - sells - ev.size >= -p.max_position):  # implied by the line above; kept explicit
                 return "position_limit", f"worst case {held - sells - ev.size} < -{p.max_position}"
-        total = sum(self._token_exposure(t, 0, "BUY", 0) for t in self._exposed_tokens() if t != token)
-        total += self._token_exposure(token, ev.size, ev.side, ev.price)
+        exposed = dict.fromkeys(t for t, q in self._pos.items() if q != 0)  # _exposed_tokens(), from the sums above
+        exposed.update(dict.fromkeys(t for t, u in self._unconf.items() if any(u)))
+        exposed.update(dict.fromkeys(resting))
+        total = 0
+        cost = self._cost
+        positions = self._pos
+        unconf = self._unconf
+        for t in exposed:  # self._token_exposure(t, 0, "BUY", 0), inlined
+            if t != token:
+                _, t_sells, t_buy_notional = resting.get(t, _NO_RESTING)
+                t_ub, _, t_uc = unconf.get(t, _NO_UNCONF)
+                t_pos = positions.get(t, 0)
+                short_worst = t_sells - (t_pos - t_ub)
+                total += ((cost.get(t, 0) if t_pos > 0 else 0) + t_uc + t_buy_notional
+                          + (short_worst * MICRO if short_worst > 0 else 0))
+        total += self._token_exposure(token, ev.size, ev.side, ev.price, resting)
         if not (total <= p.max_total_notional * MICRO):
             return "total_notional_limit", f"worst case {total // MICRO} > {p.max_total_notional}"
         if not self._cancels_bucket.available(now):
@@ -520,6 +621,7 @@ class RiskGate:
         if o is not None and not o.cancelling:
             o.cancelling = True
             o.cancel_ns = now
+            self._lower_deadline(now)
         out.append(RiskApproved(intent_seq=seq, client_id=ev.client_id))
 
     # ------------------------------------------------------------------ exposure
@@ -541,11 +643,12 @@ class RiskGate:
         tokens.update(dict.fromkeys(o.token_id for o in self._open.values()))
         return list(tokens)
 
-    def _token_exposure(self, token: str, size: int, side: str, price: int) -> int:
+    def _token_exposure(self, token: str, size: int, side: str, price: int,
+                        resting: dict[str, list[int]] | None = None) -> int:
         """Worst-case notional of one token, with an extra order of ``size`` on ``side`` at ``price``: cost of the
         long position, plus the cost unconfirmed sells removed (they may fail), plus open buys, plus 1 dollar per
         share that open sells could sell beyond what is surely held."""
-        _, sells, buy_notional = self._resting(token)
+        _, sells, buy_notional = self._resting(token) if resting is None else resting.get(token, _NO_RESTING)
         if side == "BUY":
             buy_notional += size * price
         else:
@@ -583,6 +686,8 @@ class RiskGate:
             else:
                 o.acked = True
                 o.unknown = False
+                self._time_dirty = True
+                self._deadline = -1
         elif ev.op == "cancel":
             if o is None:
                 return
@@ -592,6 +697,8 @@ class RiskGate:
                 o.cancelling = False
                 o.acked = True
                 o.unknown = False
+                self._time_dirty = True
+                self._deadline = -1
 
     def _on_fill(self, ev: Fill, now: int, out: list[Event]) -> None:
         key = (ev.trade_id, ev.client_id)
@@ -624,6 +731,8 @@ class RiskGate:
             if o is not None:
                 o.acked = True
                 o.unknown = False
+                self._time_dirty = True
+                self._deadline = -1
                 o.remaining -= ev.size
                 if o.remaining <= 0:
                     del self._open[ev.client_id]
@@ -666,12 +775,14 @@ class RiskGate:
                 cost = 0
         self._pos[token] = pos
         self._cost[token] = cost
+        self._own = None
         return _Trade(side, size, pos - pos0, cost - cost0, self._cash[token] - cash0, confirmed)
 
     def _revert_fill(self, token: str, rec: _Trade) -> None:
         pos = self._pos.get(token, 0) - rec.dpos
         self._pos[token] = pos
         self._cash[token] = self._cash.get(token, 0) - rec.dcash
+        self._own = None
         self._cost[token] = max(0, self._cost.get(token, 0) - rec.dcost) if pos > 0 else 0
 
     def _recent_fills(self, token: str, side: str, now: int) -> int:
@@ -694,6 +805,12 @@ class RiskGate:
 
     def _own_pnl(self) -> int:
         """Cash of the fills plus each position at its last valid mid (micro-dollars, rounded down)."""
+        own = self._own
+        if own is None:
+            own = self._own = self._own_pnl_now()
+        return own
+
+    def _own_pnl_now(self) -> int:
         total2 = 0  # twice the value, in micro-dollars x micro-shares
         for token, pos in self._pos.items():
             total2 += 2 * self._cash.get(token, 0)
@@ -715,3 +832,32 @@ class RiskGate:
             self._halt("daily_loss", f"PnL today {pnl - self._day_base} below -{p.daily_loss}", now, out)
         elif not (pnl >= -p.reduce_loss):
             self._reduce(f"PnL {pnl} below -{p.reduce_loss}", out)
+
+
+_Handler = Callable[[RiskGate, int, Any, int, list[Event]], None]
+_DISPATCH: dict[type, tuple[_Handler | None, bool]] = {}
+"""Event type -> (handler, whether the time-driven triggers run first); filled once per type."""
+
+
+def _dispatch_entry(t: type) -> tuple[_Handler | None, bool]:
+    """What ``RiskGate.step`` does with an event of type ``t`` (the first matching class, in this order)."""
+    if issubclass(t, KillSwitch):
+        return RiskGate._h_kill, False
+    if issubclass(t, RunStarted):
+        return RiskGate._h_run_started, False
+    for cls, handler in (
+        (OrderIntent, RiskGate._h_place),
+        (CancelIntent, RiskGate._h_cancel),
+        (FeedFrame, RiskGate._h_frame),
+        (FeedStatus, RiskGate._h_status),
+        (BookChanged, RiskGate._h_book),
+        (ExchangeReply, RiskGate._h_reply),
+        (Fill, RiskGate._h_fill),
+        (Position, RiskGate._h_position),
+        (OrderState, RiskGate._h_order_state),
+        (OperatorStop, RiskGate._h_stop),
+        (ReduceOnly, RiskGate._h_reduce),
+    ):
+        if issubclass(t, cls):
+            return handler, True  # type: ignore[return-value]
+    return None, True

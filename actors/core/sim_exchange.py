@@ -70,13 +70,24 @@ age, sampling, other makers' share.
 **Determinism.** Integer math only; live orders in a dict in placement order; markets in ``params`` order; ties
 broken by intent seq; nothing read from a clock (time only from the envelope, for the credit window).
 
+**Work per event (speed only; the output is the same as checking and scoring every market every time).** The
+book check and the scores of a market depend only on that market's two books and its live orders. Each market
+keeps a counter of changes to its orders (placed, filled, cancelled) and remembers the book ``version`` s
+(``actors.core.book.TokenBook.version``) and that counter as of its last check and its last scoring; a market
+none of whose inputs changed since is skipped (re-checking an unchanged book changes nothing; the last score is
+still the score). Scores are also skipped when the market's two mids and its orders are what they were when last
+scored. Views without a ``version`` (and configurations where markets share a condition id or a token) are
+checked every time; the latter through the plain all-markets code (``_book_check_all``, ``_score_changes_all``).
+
 Not modelled: latency (replies and fills are instant), fees and rebates, collateral, order expiry, neg-risk
 conversion, the 2-minute post-only mode, cancels racing fills.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import ClassVar, Protocol
 
+from actors.core.book import Books, TokenBook
 from actors.core.paper import RISK_SRC, IntentMemory, check_approval
 from events.base import MICRO, Event
 from events.codec import Envelope
@@ -94,6 +105,10 @@ DEPTH_LEVELS = 1_000
 REWARD_MID_LO = 100_000
 REWARD_MID_HI = 900_000
 """Within [0.10, 0.90] a one-sided book scores at a third; outside, only two-sided quoting scores (§6)."""
+_NO_SCORE = (0, False, 0, 0)
+
+# what ``step`` does with each consumed event type (decided once per type, see ``SimExchange._kind``)
+_K_REMEMBER, _K_FORGET, _K_APPROVED, _K_CANCEL_ALL, _K_PRINT, _K_BOOK_CHANGED, _K_BOOK = range(7)
 
 
 class TokenBookView(Protocol):
@@ -122,7 +137,7 @@ class SimOrder:
     """A resting simulated order (internal mutable state, never journaled)."""
 
     __slots__ = ("ahead", "client_id", "condition_id", "credit", "credit_ts", "filled", "intent_seq", "order_id",
-                 "price", "side", "size", "token_id", "yes_price", "yes_side")
+                 "price", "prio", "side", "size", "token_id", "yes_price", "yes_side")
 
     def __init__(self, it: OrderIntent, intent_seq: int, is_yes: bool, ahead: int) -> None:
         self.client_id = it.client_id
@@ -139,6 +154,8 @@ class SimOrder:
         self.ahead = ahead
         self.credit = 0
         self.credit_ts = 0
+        self.prio = -self.yes_price if self.yes_side == "BUY" else self.yes_price
+        """The price part of ``priority`` (fixed for the order's life)."""
 
     @property
     def remaining(self) -> int:
@@ -148,6 +165,36 @@ class SimOrder:
         """Price-time priority among our orders on one YES-terms side (smaller sorts first)."""
         price_key = -self.yes_price if self.yes_side == "BUY" else self.yes_price
         return (price_key, self.ahead, self.intent_seq)
+
+
+def _prio(o: SimOrder) -> tuple[int, int, int]:
+    return (o.prio, o.ahead, o.intent_seq)  # == o.priority()
+
+
+class _Mkt:
+    """Per-market bookkeeping of the simulated exchange (speed only: see "Work per event" in the module docstring)."""
+
+    __slots__ = ("buy_key", "ck_n", "ck_o", "ck_y", "m", "no", "no_book", "orders", "sell_key", "sk_mids", "sk_n",
+                 "sk_o", "sk_y", "ver", "yes", "yes_book")
+
+    def __init__(self, m: MarketParams) -> None:
+        self.m = m
+        self.yes = m.yes_token
+        self.no = m.no_token
+        self.buy_key = (m.condition_id, "BUY")
+        self.sell_key = (m.condition_id, "SELL")
+        self.orders: dict[str, SimOrder] = {}
+        """This market's resting orders by client id (a subset of ``SimExchange.live``)."""
+        self.ver = 0
+        """Incremented on every change of ``orders`` or of an order's filled size."""
+        self.yes_book: TokenBook | None = None
+        self.no_book: TokenBook | None = None
+        """The two books when they are the book actor's own (stable objects with a ``version``), else None."""
+        # book versions and ``ver`` as of the last book check (ck_*) and the last scoring (sk_*); -1: never
+        self.ck_y = self.ck_n = self.ck_o = -1
+        self.sk_y = self.sk_n = self.sk_o = -1
+        self.sk_mids: tuple[int | None, int | None, int] | None = None
+        """(YES mid, NO mid, ``ver``) as of the last scoring."""
 
 
 class SimExchange:
@@ -181,29 +228,64 @@ class SimExchange:
         """Seq of the last input after which the book was checked (its BookChanged children need no re-check)."""
         self._print_cause = -1
         self._print_seen: list[tuple[tuple[str, str, int, int], str]] = []
+        self._kinds: dict[type, int] = {}
+        cids = [m.condition_id for m in params.markets]
+        self._mkts = tuple(_Mkt(m) for m in params.markets)
+        self._mkt_of: dict[str, _Mkt] = {mk.m.condition_id: mk for mk in self._mkts}
+        self._fast = len(set(cids)) == len(cids) and len(self._markets) == 2 * len(cids)
+        """Markets have distinct condition ids and tokens: per-market work applies (else the all-markets code)."""
+        if self._fast and type(books) is Books:  # the book actor's books: stable objects that carry a version
+            for mk in self._mkts:
+                mk.yes_book = books.get(mk.yes)
+                mk.no_book = books.get(mk.no)
 
     # ---------------------------------------------------------------------------------------------- dispatch
+    @staticmethod
+    def _kind(t: type) -> int:
+        if issubclass(t, (OrderIntent, CancelIntent)):
+            return _K_REMEMBER
+        if issubclass(t, RiskReject):
+            return _K_FORGET
+        if issubclass(t, RiskApproved):
+            return _K_APPROVED
+        if issubclass(t, CancelAll):
+            return _K_CANCEL_ALL
+        if issubclass(t, TradePrint):
+            return _K_PRINT
+        if issubclass(t, BookChanged):
+            return _K_BOOK_CHANGED
+        return _K_BOOK  # FeedFrame, RestBook
+
     def step(self, seq: int, env: Envelope) -> list[Event]:
         ev = env.ev
-        if isinstance(ev, (OrderIntent, CancelIntent)):
-            self._intents.remember(seq, ev)
+        t = type(ev)
+        kind = self._kinds.get(t)
+        if kind is None:
+            kind = self._kinds[t] = self._kind(t)
+        if kind == _K_REMEMBER:
+            self._intents.remember(seq, ev)  # type: ignore[arg-type]
             return []
-        if isinstance(ev, RiskReject):
-            self._intents.forget(ev.intent_seq)
+        if kind == _K_FORGET:
+            self._intents.forget(ev.intent_seq)  # type: ignore[attr-defined]
             return []
         out: list[Event]
-        if isinstance(ev, RiskApproved):
-            out = self._approved(seq, env, ev)
-        elif isinstance(ev, CancelAll):
-            out = self._cancel_all(seq, env, ev)
-        elif isinstance(ev, TradePrint):
-            out = self._print(seq, env, ev)
-        elif isinstance(ev, BookChanged) and env.cause == self._checked:
+        if kind == _K_APPROVED:
+            out = self._approved(seq, env, ev)  # type: ignore[arg-type]
+        elif kind == _K_CANCEL_ALL:
+            out = self._cancel_all(seq, env, ev)  # type: ignore[arg-type]
+        elif kind == _K_PRINT:
+            out = self._print(seq, env, ev)  # type: ignore[arg-type]
+        elif kind == _K_BOOK_CHANGED and env.cause == self._checked:
             return []  # derived from the frame just checked: the book has not changed since
         else:  # FeedFrame, RestBook, BookChanged: the book (already updated by the book actor) may have moved
             self._checked = seq
             out = self._book_check(seq, env.ts_ns)
-        out += self._score_changes()
+        if self._fast:
+            scores = self._score_changes()
+            if scores:
+                out += scores
+        else:
+            out += self._score_changes_all()
         return out
 
     # ---------------------------------------------------------------------------------------------- orders
@@ -246,6 +328,9 @@ class SimExchange:
             ahead = self._level(it.token_id, it.side, it.price) or 0
         order = SimOrder(it, intent_seq, is_yes, ahead)
         self.live[it.client_id] = order
+        mk = self._mkt_of[market.condition_id]
+        mk.orders[it.client_id] = order
+        mk.ver += 1
         return [
             ExchangeReply(client_id=it.client_id, op="place", ok=True, order_id=order.order_id, status="live"),
             SimRested(client_id=it.client_id, order_id=order.order_id, token_id=it.token_id, side=it.side,
@@ -258,6 +343,10 @@ class SimExchange:
             msg = "sim: order already filled or cancelled" if client_id in self._done else "sim: unknown order"
             return ExchangeReply(client_id=client_id, op="cancel", ok=False, message=msg)
         self._done.add(client_id)
+        mk = self._mkt_of.get(order.condition_id)
+        if mk is not None:
+            mk.orders.pop(client_id, None)
+            mk.ver += 1
         return ExchangeReply(client_id=client_id, op="cancel", ok=True, order_id=order.order_id, status="cancelled")
 
     def _cancel_all(self, seq: int, env: Envelope, ev: CancelAll) -> list[Event]:
@@ -271,6 +360,14 @@ class SimExchange:
     def _view(self, token: str) -> TokenBookView | None:
         book = self.books.get(token)
         return book if book is not None and book.valid else None
+
+    def _views(self, mk: _Mkt) -> tuple[TokenBookView | None, TokenBookView | None]:
+        """``(_view(yes token), _view(no token))`` of a market."""
+        yb = mk.yes_book
+        nb = mk.no_book
+        if yb is None or nb is None:
+            return self._view(mk.yes), self._view(mk.no)
+        return (yb if yb.valid else None), (nb if nb.valid else None)
 
     def _would_cross(self, token: str, side: str, price: int) -> bool:
         own = self._view(token)
@@ -337,6 +434,86 @@ class SimExchange:
     def _book_check(self, seq: int, now: int) -> list[Event]:
         if not self.live:
             return []
+        if not self._fast:
+            return self._book_check_all(seq, now)
+        fills: list[tuple[SimOrder, int]] = []
+        for mk in self._mkts:
+            yb = mk.yes_book
+            nb = mk.no_book
+            if yb is not None and nb is not None:
+                yv = yb.version
+                nv = nb.version
+                if mk.ck_o == mk.ver and mk.ck_y == yv and mk.ck_n == nv:
+                    continue  # nothing this check reads has changed since it last ran: it would change nothing
+                mk.ck_y = yv
+                mk.ck_n = nv
+                mk.ck_o = mk.ver  # as of now: fills found below change ``ver``, so the next check runs again
+            self._check_market(mk, now, fills)
+        return self._emit_fills(seq, fills) if fills else []
+
+    def _check_market(self, mk: _Mkt, now: int, fills: list[tuple[SimOrder, int]]) -> None:
+        """``_book_check_all`` restricted to one market (its orders, its two books, its crossing memory)."""
+        orders = mk.orders
+        if not orders:
+            self._cross_used.pop(mk.buy_key, None)
+            self._cross_used.pop(mk.sell_key, None)
+            return
+        yv, nv = self._views(mk)
+        yes = mk.yes
+        # 1. the queue can't be longer than the level
+        for o in orders.values():
+            if o.ahead > 0:
+                own, comp = (yv, nv) if o.token_id == yes else (nv, yv)
+                if own is None:
+                    if comp is None:
+                        continue
+                    level = comp.size_at(_opp(o.side), MICRO - o.price)
+                elif comp is None:
+                    level = own.size_at(o.side, o.price)
+                else:
+                    level = max(own.size_at(o.side, o.price), comp.size_at(_opp(o.side), MICRO - o.price))
+                if o.ahead > level:
+                    self._expire_credit(o, now)
+                    o.credit += o.ahead - level
+                    o.credit_ts = now
+                    o.ahead = level
+        # 2. resting liquidity that crosses our orders would have traded with us
+        depth = self._depth
+        cross_used = self._cross_used
+        for yes_side, key in (("BUY", mk.buy_key), ("SELL", mk.sell_key)):
+            group = [o for o in orders.values() if o.yes_side == yes_side]
+            if not group:
+                cross_used.pop(key, None)
+                continue
+            if len(group) > 1:
+                group.sort(key=_prio)
+            depths: list[int] = []
+            for o in group:
+                own, comp = (yv, nv) if o.token_id == yes else (nv, yv)
+                if own is None:
+                    if comp is None:
+                        break  # a book we can't see: neither fill nor forget what was consumed
+                    d = depth(comp, o.side, MICRO - o.price)
+                elif comp is None:
+                    d = depth(own, _opp(o.side), o.price)
+                else:
+                    d = max(depth(own, _opp(o.side), o.price), depth(comp, o.side, MICRO - o.price))
+                depths.append(d)
+            else:
+                if max(depths) == 0:
+                    cross_used.pop(key, None)
+                    continue
+                used = cross_used.get(key, 0)
+                for o, d in zip(group, depths, strict=True):
+                    avail = d - used
+                    if avail > 0:
+                        f = min(o.remaining, avail)
+                        fills.append((o, f))
+                        used += f
+                cross_used[key] = used
+
+    def _book_check_all(self, seq: int, now: int) -> list[Event]:
+        """The book check over every market and every live order (the reference the per-market path follows)."""
         # 1. the queue can't be longer than the level
         for o in self.live.values():
             if o.ahead > 0:
@@ -396,11 +573,11 @@ class SimExchange:
         maker = _opp(taker)
         group = sorted(
             (
-                o for o in self.live.values()
+                o for o in (self._mkt_of[market.condition_id].orders if self._fast else self.live).values()
                 if o.condition_id == market.condition_id and o.yes_side == maker
                 and (o.yes_price >= price if maker == "BUY" else o.yes_price <= price)
             ),
-            key=SimOrder.priority,
+            key=_prio,
         )
         volume = ev.size
         used = 0
@@ -427,13 +604,87 @@ class SimExchange:
             self.held[o.token_id] = self.held.get(o.token_id, 0) + (f if o.side == "BUY" else -f)
             out.append(Fill(client_id=o.client_id, token_id=o.token_id, side=o.side, price=o.price, size=f,
                             trade_id=f"sim-{seq}-{i}", status="CONFIRMED"))
+            mk = self._mkt_of.get(o.condition_id)
+            if mk is not None:
+                mk.ver += 1
             if o.remaining == 0:
                 del self.live[o.client_id]
                 self._done.add(o.client_id)
+                if mk is not None:
+                    mk.orders.pop(o.client_id, None)
         return out
 
     # ---------------------------------------------------------------------------------------------- rewards
     def _score_changes(self) -> list[Event]:
+        """``_score_changes_all`` for the markets whose books or orders changed since they were last scored."""
+        out: list[Event] | None = None
+        for mk in self._mkts:
+            ver = mk.ver
+            yb = mk.yes_book
+            nb = mk.no_book
+            if yb is not None and nb is not None:
+                yv = yb.version
+                nv = nb.version
+                if mk.sk_o == ver and mk.sk_y == yv and mk.sk_n == nv:
+                    continue
+                mk.sk_y = yv
+                mk.sk_n = nv
+                mk.sk_o = ver
+            orders = mk.orders
+            m = mk.m
+            if not orders:
+                last = self._scores.get(m.condition_id, _NO_SCORE)
+                if last[0] == 0 and last[2] == 0 and last[3] == 0:
+                    mk.sk_mids = None
+                    continue
+            yv_, nv_ = self._views(mk)
+            mids = (None if yv_ is None else yv_.mid(), None if nv_ is None else nv_.mid(), ver)
+            if mids == mk.sk_mids:
+                continue  # the score is a function of these two mids and of the orders: unchanged
+            mk.sk_mids = mids
+            ev = self._score_market(m, orders.values(), mids[0], mids[1])
+            if ev is not None:
+                if out is None:
+                    out = []
+                out.append(ev)
+        return out or []
+
+    def _score_market(self, m: MarketParams, orders: Iterable[SimOrder], yes_mid: int | None,
+                      no_mid: int | None) -> RestingScore | None:
+        """One market's step of ``_score_changes_all``, given the mids of its YES and NO books (None: no mid)."""
+        last = self._scores.get(m.condition_id, _NO_SCORE)
+        # _mid() of a token: its own mid, else the complement's mirrored
+        mid_yes = yes_mid if yes_mid is not None else (None if no_mid is None else MICRO - no_mid)
+        mid_no = no_mid if no_mid is not None else (None if yes_mid is None else MICRO - yes_mid)
+        q_bid = q_ask = 0
+        v, min_size = m.reward_max_spread, m.reward_min_size
+        if v > 0 and min_size > 0:
+            yes = m.yes_token
+            for o in orders:
+                mid = mid_yes if o.token_id == yes else mid_no
+                remaining = o.size - o.filled
+                if mid is None or remaining < min_size:
+                    continue
+                s = abs(o.price - mid)
+                if s >= v:
+                    continue
+                score = (v - s) * (v - s) * remaining // (v * v)
+                if o.yes_side == "BUY":
+                    q_bid += score
+                else:
+                    q_ask += score
+        if mid_yes is not None and REWARD_MID_LO <= mid_yes <= REWARD_MID_HI:
+            q_min = max(min(q_bid, q_ask), max(q_bid // 3, q_ask // 3))
+        else:
+            q_min = min(q_bid, q_ask)
+        state = (q_min, q_bid > 0 and q_ask > 0, q_bid, q_ask)
+        if state == last:
+            return None
+        self._scores[m.condition_id] = state
+        return RestingScore(condition_id=m.condition_id, score=q_min, two_sided=state[1], q_bid=q_bid, q_ask=q_ask)
+
+    def _score_changes_all(self) -> list[Event]:
+        """Scores of every market, recomputed (the reference the per-market path follows)."""
         out: list[Event] = []
         for m in self.params.markets:
             last = self._scores.get(m.condition_id, (0, False, 0, 0))
