@@ -12,7 +12,7 @@ Guarantees:
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import msgspec
 import trio
@@ -36,6 +36,32 @@ def backoff_s(attempt: int, rng: random.Random, settings: FeedSettings) -> float
     """Capped exponential backoff with "equal jitter": half fixed, half random."""
     base = min(settings.backoff_max_s, settings.backoff_initial_s * (2 ** min(attempt, 30)))
     return base / 2 + rng.random() * base / 2
+
+
+async def read_with_watchdog(ws, settings: FeedSettings, on_text: Callable[[str], Awaitable[None]]) -> str:
+    """Read frames until the socket falls silent; returns why. Closing raises ``ConnectionClosed`` as usual.
+
+    Text ``PING`` is sent every ``ping_interval_s``; ``silence_timeout_s`` without ANY inbound frame (PONG
+    included) ends the read. No extra task: only ``get_message`` is ever timed out, so a frame that has been
+    received is always handed to ``on_text`` (which journals it).
+    """
+    s = settings
+    now = trio.current_time()
+    last_rx, next_ping = now, now + s.ping_interval_s
+    while True:
+        wait = min(next_ping, last_rx + s.silence_timeout_s) - trio.current_time()
+        with trio.move_on_after(max(wait, 0)) as cs:
+            msg = await ws.get_message()
+        now = trio.current_time()
+        if cs.cancelled_caught:
+            if now >= last_rx + s.silence_timeout_s:
+                return f"silent: no frame for {s.silence_timeout_s:g} s"
+            if now >= next_ping:
+                await ws.send_message("PING")
+                next_ping = now + s.ping_interval_s
+            continue
+        last_rx = now
+        await on_text(msg if isinstance(msg, str) else msg.decode("utf-8", errors="replace"))
 
 
 class MarketFeed:
@@ -94,24 +120,13 @@ class MarketFeed:
             ) as ws:
                 await ws.send_message(self.subscribe_message())
                 await self.emit("feed", FeedStatus(conn=conn, state="connected", detail=self.url))
-                now = trio.current_time()
-                last_rx, next_ping = now, now + s.ping_interval_s
-                while True:
-                    wait = min(next_ping, last_rx + s.silence_timeout_s) - trio.current_time()
-                    with trio.move_on_after(max(wait, 0)) as cs:
-                        msg = await ws.get_message()
-                    now = trio.current_time()
-                    if cs.cancelled_caught:
-                        if now >= last_rx + s.silence_timeout_s:
-                            return f"silent: no frame for {s.silence_timeout_s:g} s"
-                        if now >= next_ping:
-                            await ws.send_message("PING")
-                            next_ping = now + s.ping_interval_s
-                        continue
-                    last_rx = now
+
+                async def on_text(text: str) -> None:
+                    nonlocal got_frames
                     got_frames = True
-                    text = msg if isinstance(msg, str) else msg.decode("utf-8", errors="replace")
                     await self.emit("feed", FeedFrame(conn=conn, text=text))
+
+                return await read_with_watchdog(ws, s, on_text)
         except ConnectionTimeout:
             return f"connect timeout after {s.connect_timeout_s:g} s"
         except ConnectionClosed as exc:

@@ -22,7 +22,7 @@ from trio_websocket import ConnectionClosed, ConnectionTimeout, HandshakeError, 
 
 from actors.edge.clock import Emit
 from actors.edge.exchange import ExchangeError, ExchangeRest, LiveHealth
-from actors.edge.feed import MAX_MESSAGE, FeedSettings, backoff_s
+from actors.edge.feed import MAX_MESSAGE, FeedSettings, backoff_s, read_with_watchdog
 from events.live import OpenOrdersSnapshot, ReconcileStarted, UserFrame, UserStatus
 
 RECONCILE_TRIES = 3
@@ -107,26 +107,13 @@ class UserChannel:
             reason = exc.reason
             return f"closed: {getattr(reason, 'code', '')} {getattr(reason, 'reason', '') or ''}".strip()
 
-        async def read(ws) -> str:
+        async def on_text(text: str) -> None:
             nonlocal got_frames
-            now = trio.current_time()
-            last_rx, next_ping = now, now + s.ping_interval_s
-            while True:
-                wait = min(next_ping, last_rx + s.silence_timeout_s) - trio.current_time()
-                with trio.move_on_after(max(wait, 0)) as cs:
-                    msg = await ws.get_message()
-                now = trio.current_time()
-                if cs.cancelled_caught:
-                    if now >= last_rx + s.silence_timeout_s:
-                        return f"silent: no frame for {s.silence_timeout_s:g} s"
-                    if now >= next_ping:
-                        await ws.send_message("PING")
-                        next_ping = now + s.ping_interval_s
-                    continue
-                last_rx = now
-                got_frames = True
-                text = msg if isinstance(msg, str) else msg.decode("utf-8", errors="replace")
-                await self.emit("user", UserFrame(conn=conn, text=text))
+            got_frames = True
+            await self.emit("user", UserFrame(conn=conn, text=text))
+
+        async def read(ws) -> str:
+            return await read_with_watchdog(ws, s, on_text)
 
         try:
             async with open_websocket_url(
