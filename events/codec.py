@@ -57,6 +57,15 @@ class Envelope(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fiel
     ev: AnyEvent  # type: ignore[valid-type]
 
 
+class EnvelopeHead(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """The first three fields of an :class:`Envelope` (its event is skipped, not validated): a cheap look at a
+    record's source and cause for readers that decode the event only when they need it."""
+
+    ts_ns: int
+    src: str
+    cause: int
+
+
 class EventDecodeError(ValueError):
     """A payload is not a valid envelope of this schema version."""
 
@@ -71,6 +80,17 @@ def decode(payload: bytes | memoryview) -> Envelope:
     """Decode and validate one envelope. Raises ``EventDecodeError`` with a one-line reason."""
     try:
         return _decoder.decode(payload)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise EventDecodeError(str(exc).splitlines()[0]) from None
+
+
+_head_decoder = msgspec.msgpack.Decoder(EnvelopeHead)
+
+
+def decode_head(payload: bytes | memoryview) -> EnvelopeHead:
+    """Decode only ``(ts_ns, src, cause)`` of an envelope. Raises ``EventDecodeError`` with a one-line reason."""
+    try:
+        return _head_decoder.decode(payload)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise EventDecodeError(str(exc).splitlines()[0]) from None
 

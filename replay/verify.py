@@ -6,16 +6,15 @@ one at the same seq. The first difference is reported with the seq, the actor an
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from actors.sequencer import Sequencer
 from actors.wiring import build_core
-from events.codec import Envelope, decode
+from events.codec import Envelope, EnvelopeHead, EventDecodeError, decode, decode_head
 from events.control import RunStarted
-from journal import JournalReader
-from replay.journal_io import check_schema, read_envelopes
+from journal import JournalReader, Record
+from replay.journal_io import JournalDecodeError, check_schema
 
 
 @dataclass
@@ -51,29 +50,51 @@ class _RecordingEnded(Exception):
 
 
 class _Comparer:
-    """A record sink that, instead of writing, checks each record against the recording."""
+    """A record sink that, instead of writing, checks each record against the recording.
 
-    def __init__(self, recorded: Iterator[tuple[int, bytes, Envelope]]) -> None:
-        self._it = recorded
-        self._peeked: tuple[int, bytes, Envelope] | None = None
+    Recorded records are decoded lazily: a derived record only needs its bytes (replay's bytes must equal
+    them), so only inputs, and records named in a mismatch, are decoded in full. ``decode_head`` (source and
+    cause, the event skipped) tells an input from a derived record.
+    """
+
+    def __init__(self, reader: JournalReader) -> None:
+        self._it = reader.records()
+        self._peeked: Record | None = None
         self.count = 0
 
-    def peek(self) -> tuple[int, bytes, Envelope] | None:
+    def peek(self) -> Record | None:
         if self._peeked is None:
             self._peeked = next(self._it, None)
         return self._peeked
 
     def append(self, payload: bytes, env: Envelope) -> int:
-        rec = self.peek()
+        rec = self._peeked
         if rec is None:
-            raise _RecordingEnded(env)
+            rec = next(self._it, None)
+            if rec is None:
+                raise _RecordingEnded(env)
         self._peeked = None
         self.count += 1
-        seq, rpayload, renv = rec
-        if rpayload != payload:
+        if rec.payload != payload:
+            renv = envelope_of(rec)
             actor = env.src if renv.cause == 0 or env.src == renv.src else f"{renv.src} (replay: {env.src})"
-            raise _Diverged(Mismatch(seq, actor, renv, env, "replayed event differs from the recorded one"))
-        return seq
+            raise _Diverged(Mismatch(rec.seq, actor, renv, env, "replayed event differs from the recorded one"))
+        return rec.seq
+
+
+def envelope_of(rec: Record) -> Envelope:
+    """The decoded envelope of a record; a payload that does not decode raises one line naming where it is."""
+    try:
+        return decode(rec.payload)
+    except EventDecodeError as exc:
+        raise JournalDecodeError(f"{rec.segment}: offset {rec.offset}: record seq {rec.seq}: {exc}") from None
+
+
+def head_of(rec: Record) -> EnvelopeHead:
+    try:
+        return decode_head(rec.payload)
+    except EventDecodeError as exc:
+        raise JournalDecodeError(f"{rec.segment}: offset {rec.offset}: record seq {rec.seq}: {exc}") from None
 
 
 def verify(path: Path) -> VerifyResult:
@@ -84,25 +105,29 @@ def verify(path: Path) -> VerifyResult:
     note = check_schema(reader)
     if note:
         result.notes.append(note)
-    comparer = _Comparer(read_envelopes(reader))
+    comparer = _Comparer(reader)
     first = comparer.peek()
     if first is None:
         result.notes.append("journal is empty")
         return result
-    seq0, _, env0 = first
+    env0 = envelope_of(first)
     if not isinstance(env0.ev, RunStarted) or env0.cause != 0:
-        raise ValueError(f"{path}: record seq {seq0} is not RunStarted: not a pmm session journal")
+        raise ValueError(f"{path}: record seq {first.seq} is not RunStarted: not a pmm session journal")
     sequencer = Sequencer(comparer, build_core(env0.ev.params))
+    submit = sequencer.submit
+    peek = comparer.peek
+    inputs = 0
     try:
-        while (rec := comparer.peek()) is not None:
-            seq, _, env = rec
-            if env.cause != 0:
+        while (rec := peek()) is not None:
+            if head_of(rec).cause != 0:
+                env = envelope_of(rec)
                 result.mismatch = Mismatch(
-                    seq, env.src, env, None, "recorded event was not produced by replay (replay produced fewer)"
+                    rec.seq, env.src, env, None, "recorded event was not produced by replay (replay produced fewer)"
                 )
                 break
-            result.inputs += 1
-            sequencer.submit(env.src, env.ts_ns, env.ev)
+            env = envelope_of(rec)
+            inputs += 1
+            submit(env.src, env.ts_ns, env.ev)
     except _Diverged as d:
         result.mismatch = d.mismatch
     except _RecordingEnded as e:
@@ -110,6 +135,7 @@ def verify(path: Path) -> VerifyResult:
             f"the journal ends inside the cascade of its last input (a crash or cut tail); "
             f"replay would next append a {type(e.env.ev).__name__} from {e.env.src}"
         )
+    result.inputs = inputs
     result.records = comparer.count
     if reader.torn is not None:
         result.notes.append(f"torn tail not read: {reader.torn}")
