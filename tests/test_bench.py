@@ -41,6 +41,9 @@ def test_in_process_benches_run_quick_and_write_the_json(tmp_path: Path, capsys)
     rows = check_shape(json.loads(out.read_text()), tuple(names))
     by_name = {r["name"]: r for r in rows}
     assert by_name["replay.verify"]["baseline"] > 0 and by_name["replay.verify"]["target"] == 200_000
+    # the floor (actors that cost nothing) is faster than verify with the real core, which adds a positive cost
+    assert by_name["replay.verify_floor"]["value"] > by_name["replay.verify"]["value"]
+    assert by_name["replay.core_us_per_record"]["value"] > 0
     assert by_name["journal.append_buffered"]["target"] == 300_000
     assert all(r["note"].startswith("(quick)") for r in rows)
     assert (tmp_path / "bench" / "replay-50000" / "meta.json").exists()  # the journal is cached beside the JSON
