@@ -144,6 +144,23 @@ def test_cli_when_record_has_unknown_event_tag_then_one_line_naming_file_offset_
     assert before == {p.name: p.read_bytes() for p in (tmp_path / "odd").iterdir()}
 
 
+def test_verify_when_a_derived_record_does_not_decode_then_one_line_naming_file_offset_and_seq(
+    tmp_path: Path, capsys
+) -> None:
+    s = scripted(tmp_path)
+    target = next(seq for seq, env in s.records if env.cause != 0)  # verify compares derived records as bytes
+    sink = open_sink(tmp_path / "odd", run_id="t", seed=0, created_ns=1)
+    for seq, env in s.records:
+        if seq == target:
+            sink.append(msgspec.msgpack.encode([env.ts_ns, env.src, env.cause, ["zz9", 1]]), None)
+        else:
+            sink.append(encode(env), env)
+    sink.close()
+    assert main(["replay", "verify", str(tmp_path / "odd")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "seg-" in err and "offset" in err and f"seq {target}" in err and "zz9" in err
+
+
 def test_verify_when_journal_written_by_another_schema_version_then_refused(tmp_path: Path, capsys) -> None:
     from journal import Journal
     from replay.journal_io import header_info
