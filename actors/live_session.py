@@ -43,6 +43,7 @@ from actors.edge.exchange import (
 )
 from actors.edge.feed import FeedSettings, MarketFeed
 from actors.edge.heartbeat import GeoblockWatch, Heartbeat
+from actors.edge.keymask import KeyMask
 from actors.edge.rest import BookFetcher, DiscoveryError
 from actors.edge.signing import OrderSigner, SignatureError
 from actors.edge.user_channel import UserChannel
@@ -62,6 +63,7 @@ from actors.session import (
 from actors.sink.executor import ExecutorSettings, LiveExecutor
 from actors.sink.stats import SessionStats
 from actors.wiring import build_core
+from events.base import Event
 from events.control import OperatorStop, RunEnded, RunStarted
 from events.live import LiveIdentity, StartupCleanup
 from events.market import ResyncRequest
@@ -206,7 +208,8 @@ async def _run(
     live = cfg.live
     pre: PreflightResult = await run_preflight(cfg, endpoints, client, explicit_caps=explicit_caps, env=env,
                                                wall_s=wall_s)
-    red: Redactor = pre.redactor()
+    red: Redactor = pre.redactor()  # secrets -> <redacted>; the API key -> its stand-in
+    mask = KeyMask(pre.creds.api_key if pre.creds is not None else "")
     checks = [Check(c.name, c.ok, red.redact(c.detail)) for c in pre.checks]
     markets: tuple[MarketParams, ...] = ()
     neg: dict[str, bool] = {}
@@ -230,30 +233,34 @@ async def _run(
     sequencer = Sequencer(sink, build_core(params))
     stats = SessionStats()
     notes = [c.line() for c in checks]
+
+    def submit(src: str, ev: Event) -> None:
+        sequencer.submit(src, clock.now_ns(), mask.event(ev))
+
     try:
-        sequencer.submit("session", clock.now_ns(), RunStarted(run_id=run_id, mode="live", version=VERSION, seed=seed,
-                                                               config_hash=chash, params=params, prior_halt=halt))
+        submit("session", RunStarted(run_id=run_id, mode="live", version=VERSION, seed=seed, config_hash=chash,
+                                     params=params, prior_halt=halt))
         signer, creds = pre.signer, pre.creds
         if signer is not None:
-            sequencer.submit("session", clock.now_ns(), LiveIdentity(
+            submit("session", LiveIdentity(
                 address=signer.address, funder=signer.maker if signer.maker != signer.address else "",
                 key_id=key_id(creds.api_key) if creds is not None else "", chain_id=signer.chain_id,
                 signature_type=signer.signature_type, exchange=endpoints.rest_url))
         for c in checks:
-            sequencer.submit("preflight", clock.now_ns(), c.event())
+            submit("preflight", c.event())
             out(f"pmm live: {c.line()}")
         sink.flush()
         if not passed or signer is None or creds is None:
             bad = next(c for c in checks if not c.ok)
-            sequencer.submit("session", clock.now_ns(), RunEnded(reason=f"preflight failed: {bad.name}"))
+            submit("session", RunEnded(reason=f"preflight failed: {bad.name}"))
             raise SessionError(f"preflight failed: {bad.name}: {bad.detail}; nothing was traded (journal {run_dir})")
         rest = ExchangeRest(client, endpoints.rest_url, signer, creds, wall_s=wall_s)
-        cleanup = await startup_cleanup(rest)
-        sequencer.submit("session", clock.now_ns(), cleanup)
+        cleanup = mask.event(await startup_cleanup(rest))
+        submit("session", cleanup)
         sink.flush()
         out(f"pmm live: startup cleanup: {cleanup.detail}")
         if not cleanup.ok:
-            sequencer.submit("session", clock.now_ns(), RunEnded(reason="startup cleanup failed"))
+            submit("session", RunEnded(reason="startup cleanup failed"))
             raise SessionError(f"startup cleanup failed: {cleanup.detail} (journal {run_dir})")
     except BaseException:
         journal.close()
@@ -265,8 +272,8 @@ async def _run(
 
     in_tx, in_rx = trio.open_memory_channel(1024)
 
-    async def emit(src: str, ev: object) -> None:
-        await in_tx.send((src, clock.now_ns(), ev))
+    async def emit(src: str, ev: object) -> None:  # every edge and sink emits through here: the API key is masked
+        await in_tx.send((src, clock.now_ns(), mask.event(ev)))
 
     health = LiveHealth()
     tokens = {t: (m.tick, neg[m.condition_id]) for m in markets for t in (m.yes_token, m.no_token)}

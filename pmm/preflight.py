@@ -202,7 +202,8 @@ class PreflightResult:
         return next((c for c in self.checks if not c.ok), None)
 
     def redactor(self) -> Redactor:
-        return Redactor(secret_forms(self.private_key, self.creds))
+        """Secrets -> ``<redacted>``, the API key -> its stand-in ``key:<key_id>``."""
+        return Redactor(secret_forms(self.private_key, self.creds), api_key=self.creds.api_key if self.creds else "")
 
 
 async def run_preflight(

@@ -7,7 +7,8 @@ Where they come from (nothing secret is ever in the config file or the journal):
   absent they are derived with the key (L1, ``/auth/derive-api-key``) at start and kept in memory only.
 
 Errors are one line and never contain a secret. ``Redactor`` replaces every form of the secrets it knows (the key
-with and without ``0x``, any case; the API secret and passphrase) in text about to be printed or stored.
+with and without ``0x``, any case; the API secret and passphrase) in text about to be printed or stored, and the API
+key with its stand-in ``key:<key_id>``.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from actors.edge.auth import ApiCreds
+from actors.edge.keymask import KeyMask
 
 ENV_PRIVATE_KEY = "PMM_PRIVATE_KEY"
 ENV_API_KEY = "PMM_API_KEY"
@@ -116,10 +118,14 @@ def secret_forms(private_key: str | None = None, creds: ApiCreds | None = None) 
 
 
 class Redactor:
-    """Replaces known secrets in text (longest first, so a form never leaves a fragment of a longer one)."""
+    """Replaces known secrets in text (longest first, so a form never leaves a fragment of a longer one).
 
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
+    ``api_key``: the API key is not replaced by ``<redacted>`` but by its stable stand-in ``key:<key_id>``
+    (``actors.edge.keymask.KeyMask``), as the live edges journal it."""
+
+    def __init__(self, secrets: Iterable[str] = (), api_key: str = "") -> None:
         self._forms: list[str] = []
+        self._mask = KeyMask(api_key)
         self.add(secrets)
 
     def add(self, secrets: Iterable[str]) -> None:
@@ -131,7 +137,7 @@ class Redactor:
         for f in self._forms:
             if f in text:
                 text = text.replace(f, REDACTED)
-        return text
+        return self._mask.text(text)
 
     def __call__(self, text: str) -> str:
         return self.redact(text)

@@ -231,3 +231,5 @@ def test_short_live_run_passes_every_invariant_from_the_venue_records(tmp_path: 
     assert run["stats"]["venue_orders_accepted"] > 0 and (out / "seed-424" / "audit.json").exists()
     assert any("heartbeat_fail" in n and "heartbeat_failed" in n for n in run["checks"]["kill-switch"]["notes"])
     assert all(s["cause"] != "crash" for s in run["sessions"])
+    # the API key is only in the sandbox's own audit trail, in no file the trading process wrote
+    assert all(n.startswith("api key found in ") and n.endswith("audit.json") for n in run["checks"]["secrets"]["notes"])

@@ -29,7 +29,9 @@ the parsing replays bit for bit like everything else in the core:
 - Anything unparsable -> ``UserFrameError`` (never raises on bad input).
 
 Identity: ``LiveIdentity`` gives the address (and the maker address) and ``key_id`` = the first 16 hex digits of
-sha256(API key); rows are compared on those, never on the key itself.
+sha256(API key); rows are compared on those, never on the key itself. The edges journal venue text with the API key
+replaced by its stand-in ``key:<key_id>`` (``key_stand_in``); an ``owner`` is ours when it is that stand-in, or
+(journals recorded before the stand-in) a raw key whose ``key_id`` is ours.
 """
 from __future__ import annotations
 
@@ -72,9 +74,19 @@ _ACKED = ("live", "delayed", "matched")
 EXCERPT = 200
 
 
+KEY_STAND_IN = "key:"
+"""Prefix of the API key's stand-in (``key_stand_in``)."""
+
+
 def key_id(api_key: str) -> str:
     """What ``LiveIdentity.key_id`` holds for an API key: 16 hex digits of its sha256."""
     return hashlib.sha256(api_key.encode("utf-8")).hexdigest()[:16]
+
+
+def key_stand_in(api_key: str) -> str:
+    """What the live edges journal in place of the API key wherever the venue's text holds it (``owner`` fields
+    and the like): ``key:`` + ``key_id(api_key)``. Stable and not secret."""
+    return KEY_STAND_IN + key_id(api_key)
 
 
 class FrameError(ValueError):
@@ -285,8 +297,11 @@ class LiveExec:
         out.append(UserFrameError(conn=conn, reason=reason[:200], excerpt=text[:EXCERPT]))
 
     def _ours(self, owner: Any, maker_address: Any) -> bool:
-        """A row that belongs to our account (by API key hash or maker address)."""
-        if isinstance(owner, str) and owner and self.key_id and key_id(owner) == self.key_id:
+        """A row that belongs to our account: by API key (its stand-in, as the edges journal it, or the raw key,
+        as journals before the stand-in hold it) or by maker address."""
+        if isinstance(owner, str) and owner and self.key_id and (
+            owner == KEY_STAND_IN + self.key_id or key_id(owner) == self.key_id
+        ):
             return True
         return isinstance(maker_address, str) and maker_address.lower() in self.makers
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.core.live import LiveExec, key_id
+from actors.core.live import LiveExec, key_id, key_stand_in
 from events.base import MICRO
 from events.control import KillSwitch
 from events.live import OpenOrdersSnapshot, ReconcileStarted, UserFrame, UserFrameError
@@ -84,6 +84,15 @@ def test_a_trade_of_our_account_for_an_order_we_never_signed_halts_unless_it_is_
     s2, v2, yes2, _ = opened()
     v2.trade(yes2, MICRO, "MATCHED", "new", order_id="0x" + "03" * 32, maker_address="0x" + "cd" * 20)  # by key
     assert [k.reason for k in s2.events(KillSwitch)] == ["unknown_order"]
+
+
+def test_the_api_key_stand_in_is_ours_and_raw_keys_of_old_journals_still_are() -> None:
+    foreign = "0x" + "cd" * 20  # not our maker address: only the owner can say the row is ours
+    for owner, ours in ((key_stand_in(API_KEY), True), (API_KEY, True), (key_stand_in("another-api-key"), False),
+                        ("key:" + key_id(API_KEY)[:15], False), ("key:", False)):
+        s, v, yes, _ = opened()
+        v.trade(yes, MICRO, "MATCHED", "new", order_id="0x" + "04" * 32, owner=owner, maker_address=foreign)
+        assert [k.reason for k in s.events(KillSwitch)] == (["unknown_order"] if ours else []), owner
 
 
 def test_an_order_concluded_never_landed_that_shows_up_halts() -> None:
