@@ -88,7 +88,7 @@ from collections.abc import Iterable
 from typing import ClassVar, Protocol
 
 from actors.core.book import Books, TokenBook
-from actors.core.paper import RISK_SRC, IntentMemory, check_approval
+from actors.core.gate import IntentMemory, check_approval, check_cancel_all
 from events.base import MICRO, Event
 from events.codec import Envelope
 from events.control import GuardViolation
@@ -350,8 +350,9 @@ class SimExchange:
         return ExchangeReply(client_id=client_id, op="cancel", ok=True, order_id=order.order_id, status="cancelled")
 
     def _cancel_all(self, seq: int, env: Envelope, ev: CancelAll) -> list[Event]:
-        if env.src != RISK_SRC:
-            return [GuardViolation(seq=seq, detail=f"cancel-all from {env.src!r}, not from the risk gate")]
+        refused = check_cancel_all(seq, env)
+        if refused is not None:
+            return [refused]
         out: list[Event] = [self._cancel(cid) for cid in sorted(self.live)]
         out.append(ExchangeReply(client_id="", op="cancel_all", ok=True))
         return out
