@@ -194,7 +194,7 @@ def verify_floor(path: Path, envs: list) -> int:
     from journal import JournalReader
 
     n = 0
-    for rec, renv in zip(JournalReader(path).records(), envs):
+    for rec, renv in zip(JournalReader(path).records(), envs, strict=True):
         payload = rec.payload
         if decode_head(payload).cause == 0:
             env = decode(payload)
@@ -242,7 +242,6 @@ def run(quick: bool = False, *, cache_dir: str | Path | None = None) -> list[Res
         raise RuntimeError(f"bench replay: record counts differ ({n}, {box['n']}, {box['d']})")
     envs = load_outputs(jdir)
     t_floor = min(_timed(lambda: box.__setitem__("f", verify_floor(jdir, envs))) for _ in range(repeats))
-    del envs
     if box["f"] != n:
         raise RuntimeError(f"bench replay: the floor pass read {box['f']} records of {n}")
     size = sum(p.stat().st_size for p in jdir.glob("seg-*"))
