@@ -6,10 +6,11 @@ Boot order (each step finishes before the next starts):
    wallet (``flock`` on ``<live.state_dir>/live-<address>.lock``; a second instance is refused, naming the file);
 2. preflight (``pmm.preflight.run_preflight``: geoblock first, opt-in, allowlist, caps, credentials, clock,
    version, balance, the one-time smoke order); the markets and their neg-risk flags are looked up;
-3. the journal is opened: ``RunStarted(mode="live")``, ``LiveIdentity``, one ``PreflightCheck`` per check; any
-   failure -> ``RunEnded`` and the session refuses to start;
-4. orders this wallet left open (an earlier run that crashed) are cancelled and the venue confirms none is open
-   (``StartupCleanup``); otherwise the session refuses to start;
+3. if preflight passed: orders this wallet left open (an earlier run that crashed) are cancelled and the venue
+   confirms none is open; a 425 (engine restart) or 429 is waited out up to ``CLEANUP_WAIT_S`` (``VenuePatience``).
+   This comes before the journal, because ``RunStarted`` starts the risk gate's clocks (a stale feed halts);
+4. the journal is opened: ``RunStarted(mode="live")``, ``LiveIdentity``, one ``PreflightCheck`` per check, then the
+   cleanup's ``StartupCleanup``; a failed check or cleanup -> ``RunEnded`` and the session refuses to start;
 5. sequencer + group commit; sinks: executor, resync fetcher, status writer, console; edges: heartbeat (its first
    beat must succeed), user channel (connected and reconciled), geoblock re-check, clock, and only then the market
    feed, so nothing is quoted before the venue side is ready.
@@ -24,8 +25,9 @@ import fcntl
 import os
 import sys
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import trio
@@ -74,8 +76,16 @@ from pmm.preflight import Check, PreflightResult, run_preflight
 from pmm.secrets import Redactor, SecretError, load_private_key
 from replay.journal_io import JournalSink, header_info
 
+T = TypeVar("T")
 STOP_CANCEL_WAIT_S = 60.0
 CLEANUP_ROUNDS = 5
+CLEANUP_WAIT_S = 120.0
+"""How long the startup cleanup waits out a venue that answers 425 (matching engine restarting; Polymarket's take
+about 90 s) or 429 (rate limited) before the session refuses to start. The executor's 425 budget is ~2 min too."""
+ENGINE_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+"""Waits after successive 425s during the startup cleanup (then 30 s each), cut short by the deadline."""
+RATE_LIMIT_MAX_WAIT_S = 30.0
+"""A 429's Retry-After is honoured up to this (and never past the deadline); without one the wait is 1 s."""
 
 
 class WalletLock:
@@ -107,12 +117,83 @@ class WalletLock:
             self._fd = None
 
 
-async def startup_cleanup(rest: ExchangeRest, *, rounds: int = CLEANUP_ROUNDS) -> StartupCleanup:
-    """Cancel every order this wallet has open (left by an earlier run) and confirm none is left."""
+class VenuePatience:
+    """Runs the startup cleanup's venue calls through 425 (engine restart) and 429 (rate limit) answers: each is
+    retried after a bounded backoff (425: ``ENGINE_BACKOFF_S``; 429: its Retry-After, at most
+    ``RATE_LIMIT_MAX_WAIT_S``) until ``wait_s`` after the first call, shared by every call. Then the last error is
+    raised, saying so. Any other error is raised at once, except that a call that got no answer right after a wait is
+    tried once more (the venue may have closed our idle pooled connection). The calls are idempotent (listing open
+    orders, cancel-all). Waits are on trio's clock; each is reported through ``say`` and counted for the journal
+    (``summary``)."""
+
+    def __init__(self, wait_s: float = CLEANUP_WAIT_S, say: Callable[[str], None] = lambda _: None) -> None:
+        self.wait_s = wait_s
+        self.say = say
+        self.deadline: float | None = None
+        self.waited_s = 0.0
+        self.waits: dict[int, int] = {}
+        """HTTP status -> how many times it was waited out."""
+        self._engine = 0
+
+    async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        if self.deadline is None:
+            self.deadline = trio.current_time() + self.wait_s
+        slept = False
+        while True:
+            try:
+                return await fn()
+            except ExchangeError as exc:
+                if exc.status == 0 and slept:  # no answer right after a wait: a pooled connection the venue
+                    slept = False  # closed meanwhile (keep-alive timeout). Once more, at once.
+                    continue
+                if exc.status == 425:
+                    delay = ENGINE_BACKOFF_S[min(self._engine, len(ENGINE_BACKOFF_S) - 1)]
+                    self._engine += 1
+                    why = "the matching engine is restarting"
+                elif exc.status == 429:
+                    delay = min(exc.retry_after if exc.retry_after is not None else 1.0, RATE_LIMIT_MAX_WAIT_S)
+                    why = "rate limited"
+                else:
+                    raise
+                left = self.deadline - trio.current_time()
+                if left <= 0:
+                    raise ExchangeError(f"{exc}; giving up: the limit is {self.wait_s:g} s", exc.status,
+                                        exc.retry_after) from None
+                delay = max(0.0, min(delay, left))
+                self.waits[exc.status] = self.waits.get(exc.status, 0) + 1
+                self.say(f"startup cleanup: HTTP {exc.status}, {why}: retrying in {delay:g} s "
+                         f"({left:.0f} s left of {self.wait_s:g} s)")
+                await trio.sleep(delay)
+                self.waited_s += delay
+                slept = True
+
+    def summary(self) -> str:
+        """"" when nothing was waited out, else e.g. "waited 15 s for the venue: 4 x HTTP 425"."""
+        if not self.waits:
+            return ""
+        counts = ", ".join(f"{n} x HTTP {status}" for status, n in sorted(self.waits.items()))
+        return f"waited {self.waited_s:g} s for the venue: {counts}"
+
+
+async def startup_cleanup(rest: ExchangeRest, *, rounds: int = CLEANUP_ROUNDS,
+                          patience: VenuePatience | None = None) -> StartupCleanup:
+    """Cancel every order this wallet has open (left by an earlier run) and confirm none is left. A venue that
+    answers 425 or 429 is waited out (``VenuePatience``, up to ``CLEANUP_WAIT_S``); the waits are in the detail."""
+    patience = patience or VenuePatience()
+
+    def result(found: list[str], cancelled: list[str], remaining: list[str], ok: bool, detail: str) -> StartupCleanup:
+        waited = patience.summary()
+        detail = f"{detail} ({waited})" if waited else detail
+        return StartupCleanup(found=tuple(found), cancelled=tuple(cancelled), remaining=tuple(remaining), ok=ok,
+                              detail=detail[:300])
+
+    def ids(rows: list[dict]) -> list[str]:
+        return [str(o["id"]) for o in rows if o.get("id")]
+
     try:
-        found = [str(o["id"]) for o in await rest.open_orders() if o.get("id")]
+        found = ids(await patience.call(rest.open_orders))
     except ExchangeError as exc:
-        return StartupCleanup(found=(), cancelled=(), remaining=(), ok=False, detail=f"cannot list open orders: {exc}")
+        return result([], [], [], False, f"cannot list open orders: {exc}")
     cancelled: list[str] = []
     remaining = list(found)
     problem = ""
@@ -120,22 +201,42 @@ async def startup_cleanup(rest: ExchangeRest, *, rounds: int = CLEANUP_ROUNDS) -
         if not remaining:
             break
         try:
-            canceled, _ = cancel_result(await rest.cancel_all())
+            canceled, _ = cancel_result(await patience.call(rest.cancel_all))
             cancelled += [c for c in canceled if c not in cancelled]
         except ExchangeError as exc:
             problem = str(exc)
             await trio.sleep(1.0)
         try:
-            remaining = [str(o["id"]) for o in await rest.open_orders() if o.get("id")]
+            remaining = ids(await patience.call(rest.open_orders))
         except ExchangeError as exc:
-            problem = str(exc)
-            return StartupCleanup(found=tuple(found), cancelled=tuple(cancelled), remaining=tuple(remaining), ok=False,
-                                  detail=f"cannot confirm: {problem}"[:300])
+            return result(found, cancelled, remaining, False, f"cannot confirm: {exc}")
     ok = not remaining
     detail = (f"{len(found)} order(s) of an earlier run cancelled" if found else "no open order") if ok else \
-        f"{len(remaining)} order(s) still open: {problem}"[:300]
-    return StartupCleanup(found=tuple(found), cancelled=tuple(cancelled), remaining=tuple(remaining), ok=ok,
-                          detail=detail)
+        f"{len(remaining)} order(s) still open: {problem}"
+    return result(found, cancelled, remaining, ok, detail)
+
+
+async def _unless_stopped(work: Callable[[], Awaitable[StartupCleanup]], stop: trio.Event | None,
+                          handle_signals: bool) -> StartupCleanup:
+    """The startup cleanup, unless the operator stops the session first (it may wait minutes for the venue): then
+    a failed ``StartupCleanup`` saying so (nothing was placed; whether leftovers were cancelled is not confirmed)."""
+    done: list[StartupCleanup] = []
+    async with trio.open_nursery() as n:
+
+        async def run() -> None:
+            done.append(await work())
+            n.cancel_scope.cancel()
+
+        async def watch() -> None:
+            why = await _wait_for_stop(None, stop, handle_signals)
+            done.append(StartupCleanup(found=(), cancelled=(), remaining=(), ok=False,
+                                       detail=f"{why} during the startup cleanup: not confirmed that no order is open"))
+            n.cancel_scope.cancel()
+
+        n.start_soon(run)
+        if stop is not None or handle_signals:
+            n.start_soon(watch)
+    return done[0]
 
 
 async def market_flags(client: httpx.AsyncClient, rest_url: str, markets: tuple[MarketParams, ...]) -> dict[str, bool]:
@@ -164,6 +265,7 @@ async def run_live_session(
     explicit_caps: Collection[str] | None = None,
     executor_settings: ExecutorSettings | None = None,
     wall_s: Callable[[], float] = time.time,
+    cleanup_wait_s: float = CLEANUP_WAIT_S,
 ) -> SessionResult:
     """Run one live session to its end. Raises ``SessionError`` (one line, no secret) when it may not start."""
     clock = clock or WallClock()
@@ -182,7 +284,7 @@ async def run_live_session(
             return await _run(cfg, endpoints, client, duration_s=duration_s, journal_root=Path(journal_root),
                               clock=clock, out=out, stop=stop, handle_signals=handle_signals,
                               print_every_s=print_every_s, env=env, explicit_caps=explicit_caps,
-                              executor_settings=executor_settings, wall_s=wall_s)
+                              executor_settings=executor_settings, wall_s=wall_s, cleanup_wait_s=cleanup_wait_s)
     finally:
         if lock is not None:
             lock.release()
@@ -204,6 +306,7 @@ async def _run(
     explicit_caps: Collection[str] | None,
     executor_settings: ExecutorSettings | None,
     wall_s: Callable[[], float],
+    cleanup_wait_s: float,
 ) -> SessionResult:
     live = cfg.live
     pre: PreflightResult = await run_preflight(cfg, endpoints, client, explicit_caps=explicit_caps, env=env,
@@ -221,6 +324,19 @@ async def _run(
         except DiscoveryError as exc:
             checks.append(Check("markets", False, str(exc)))
     passed = all(c.ok for c in checks)
+    signer, creds = pre.signer, pre.creds
+    for c in checks:
+        out(f"pmm live: {c.line()}")
+    rest: ExchangeRest | None = None
+    cleanup: StartupCleanup | None = None
+    if passed and signer is not None and creds is not None:
+        # Before the journal is opened: it may wait minutes for the venue (425/429), and RunStarted starts the risk
+        # gate's clocks (no market frame for feed_stale_ns after it trips the kill switch). Journaled just below.
+        rest = ExchangeRest(client, endpoints.rest_url, signer, creds, wall_s=wall_s)
+        patience = VenuePatience(cleanup_wait_s, say=lambda line: out(f"pmm live: {line}"))
+        cleanup = mask.event(await _unless_stopped(lambda: startup_cleanup(rest, patience=patience), stop,
+                                                   handle_signals))
+        out(f"pmm live: startup cleanup: {cleanup.detail}")
     params = CoreParams(markets=markets, quoter=cfg.quoter, orders=cfg.orders, risk=cfg.risk, sim=cfg.sim,
                         fills="live", quoting=True)
     seed = cfg.seed or (clock.now_ns() & 0x7FFF_FFFF_FFFF_FFFF)
@@ -240,7 +356,6 @@ async def _run(
     try:
         submit("session", RunStarted(run_id=run_id, mode="live", version=VERSION, seed=seed, config_hash=chash,
                                      params=params, prior_halt=halt))
-        signer, creds = pre.signer, pre.creds
         if signer is not None:
             submit("session", LiveIdentity(
                 address=signer.address, funder=signer.maker if signer.maker != signer.address else "",
@@ -248,17 +363,13 @@ async def _run(
                 signature_type=signer.signature_type, exchange=endpoints.rest_url))
         for c in checks:
             submit("preflight", c.event())
-            out(f"pmm live: {c.line()}")
         sink.flush()
-        if not passed or signer is None or creds is None:
+        if cleanup is None or rest is None or signer is None:
             bad = next(c for c in checks if not c.ok)
             submit("session", RunEnded(reason=f"preflight failed: {bad.name}"))
             raise SessionError(f"preflight failed: {bad.name}: {bad.detail}; nothing was traded (journal {run_dir})")
-        rest = ExchangeRest(client, endpoints.rest_url, signer, creds, wall_s=wall_s)
-        cleanup = mask.event(await startup_cleanup(rest))
         submit("session", cleanup)
         sink.flush()
-        out(f"pmm live: startup cleanup: {cleanup.detail}")
         if not cleanup.ok:
             submit("session", RunEnded(reason="startup cleanup failed"))
             raise SessionError(f"startup cleanup failed: {cleanup.detail} (journal {run_dir})")
