@@ -23,7 +23,9 @@ Kill-switch triggers (checked on every event the gate sees, before applying it, 
   ``RunStarted`` before any) > ``feed_stale_ns``.
 - ``book_invalid``: a configured market's token has had an invalid book (``valid=False`` or crossed) for longer
   than ``book_invalid_ns``. Counted from its first invalid ``BookChanged``.
-- ``error_rate``: ``error_burst`` failed ``ExchangeReply`` (``ok=False``) within ``error_window_ns``.
+- ``error_rate``: ``error_burst`` failed ``ExchangeReply`` (``ok=False``) within ``error_window_ns``. A cancel that
+  lost a race (``lost_cancel_race``: the venue says the order is already matched, or not found / already canceled)
+  is not counted; every other failure is, unknown outcomes included.
 - ``position_limit``: an actual position (the gate's own sum of fills, or a ``Position`` from the portfolio) beyond
   ``max_position``.
 - ``loss_limit`` / ``daily_loss``: PnL below ``-max_loss``, or PnL since the start of the run's current UTC day
@@ -128,6 +130,26 @@ order trips ``unknown_order``; a cancel of a forgotten order is refused (it was 
 
 State = Literal["ACTIVE", "REDUCING", "HALTED"]
 _PLACE_TERMINAL = ("rejected", "unmatched")
+NOT_CANCELED = "not_canceled"
+"""``ExchangeReply.status`` of a cancel the venue answered by listing the order under ``not_canceled`` (its reason
+in ``message``), as the live executor reports it. Journals recorded before it have status "" there."""
+CANCEL_RACE_REASONS = ("already matched", "already filled", "canceled or matched", "cancelled or matched",
+                       "not found", "already canceled", "already cancelled")
+"""The venue's reasons (lower case) for not cancelling an order that is no longer open: it was matched before the
+cancel arrived, or an earlier cancel (ours, the heartbeat expiry, a tick-size change) got there first. The sandbox
+says "order already matched" and "Order not found or already canceled" (``sandbox/engine.py``); Polymarket says
+"already canceled or matched" (docs/polymarket-protocol.md, section 3.3)."""
+
+
+def lost_cancel_race(ev: ExchangeReply) -> bool:
+    """A failed cancel that lost a race (see ``CANCEL_RACE_REASONS``): a normal event for a market maker, not an
+    exchange error. Only a reply the venue answered (``status == NOT_CANCELED``) with one of those reasons: a cancel
+    that timed out, got an HTTP error or an unknown reason is not one."""
+    if ev.op != "cancel" or ev.ok or ev.status != NOT_CANCELED:
+        return False
+    reason = ev.message.lower()
+    return any(r in reason for r in CANCEL_RACE_REASONS)
+
 """Place-reply statuses that say the order does not rest (exposure released)."""
 
 
@@ -661,7 +683,7 @@ class RiskGate:
 
     # ------------------------------------------------------------------ replies and fills
     def _on_reply(self, ev: ExchangeReply, now: int, out: list[Event]) -> None:
-        if not ev.ok:
+        if not ev.ok and not lost_cancel_race(ev):
             self._errors.append(now)
             horizon = now - self._p.error_window_ns
             while self._errors and self._errors[0] <= horizon:

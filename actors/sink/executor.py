@@ -28,7 +28,9 @@ Places
 
 Cancels: wait until the order's place has an outcome (a cancel of a place still queued or in retry withdraws it:
 ``status="unmatched"``, "withdrawn"), then ``DELETE /order``; transient failures are retried 3 times. "already
-cancelled / not found" is reported as cancelled (the venue says it is not open); "matched" as a failed cancel.
+cancelled / not found" is reported as cancelled (the venue says it is not open); "matched", and any reason not
+understood, as a failed cancel with ``status="not_canceled"`` and the venue's reason (the risk gate does not count
+a lost race as an exchange error: ``actors.core.risk.lost_cancel_race``).
 
 Cancel-all (``CancelAll`` from the risk gate): no place leaves any more; ``DELETE /cancel-all``; wait (bounded)
 for places in flight; then confirm: ``ReconcileStarted`` + ``GET /data/orders``, cancel whatever is still open,
@@ -48,6 +50,7 @@ import httpx
 import trio
 
 from actors.core.live import NEVER_LANDED
+from actors.core.risk import NOT_CANCELED
 from actors.edge.clock import Emit
 from actors.edge.exchange import (
     ExchangeError,
@@ -69,6 +72,14 @@ from events.orders import CancelAll, CancelIntent, ExchangeReply, OrderIntent, R
 MAX_BATCH = 15
 MAX_SALT = 2**53 - 1
 PLACES_MEMORY = 20_000
+
+
+def gone_reason(reason: str) -> bool:
+    """A ``not_canceled`` reason that says the order is not open any more and was not matched: it counts as
+    cancelled. "matched" (even "already canceled or matched") is a failed cancel: fills may follow. Any other
+    reason is a failed cancel too (fail closed: the order may still be open)."""
+    low = reason.lower()
+    return "match" not in low and any(w in low for w in ("not found", "already canceled", "already cancelled"))
 
 
 class Durable(Protocol):
@@ -510,16 +521,19 @@ class LiveExecutor:
                               message=f"cancel failed: {last}"[:300])
 
     async def _cancel_reply(self, p: _Place, canceled: bool, reason: str) -> None:
-        if canceled or (reason and "match" not in reason.lower()):
+        if canceled or gone_reason(reason):
             if p.cancelled:
                 return
             p.cancelled = True
             msg = "" if canceled else f"venue: {reason}"[:300]
             await self._reply(client_id=p.client_id, op="cancel", ok=True, order_id=p.order_hash,
                               status="cancelled", message=msg)
+        elif reason:  # the venue listed it under not_canceled: its reason, verbatim (the risk gate reads it)
+            await self._reply(client_id=p.client_id, op="cancel", ok=False, order_id=p.order_hash,
+                              status=NOT_CANCELED, message=reason[:300])
         else:
             await self._reply(client_id=p.client_id, op="cancel", ok=False, order_id=p.order_hash,
-                              message=(reason or "not cancelled")[:300])
+                              message="not cancelled")
 
     # ------------------------------------------------------------------ cancel-all
     async def _cancel_all(self, why: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from actors.core.risk import lost_cancel_race
 from events.codec import Envelope
 from events.control import KillSwitch, RunStarted, TradingState
 from events.paper import QuoteQuality, SessionMetrics
@@ -108,7 +109,7 @@ class SessionStats:
             else:
                 self.orders.pop(ev.client_id, None)
         elif isinstance(ev, ExchangeReply):
-            if not ev.ok:
+            if not ev.ok and not lost_cancel_race(ev):  # what the error-rate breaker counts
                 self.exchange_errors += 1
         elif isinstance(ev, Fill):
             self.fills += 1
