@@ -8,6 +8,7 @@ import msgspec
 import pytest
 import trio
 
+from actors.core.live import key_stand_in
 from actors.edge.auth import ApiCreds
 from actors.edge.exchange import judge_geoblock as geo_answer
 from actors.live_session import WalletLock
@@ -129,6 +130,11 @@ def test_api_creds_all_or_nothing_and_redaction() -> None:
     text = f"a {TEST_PRIVATE_KEY.upper()[2:]} b {TEST_PRIVATE_KEY} c {creds.secret} d {creds.passphrase}"
     out = red(text)
     assert out.count(REDACTED) == 4 and "11111111" not in out and creds.secret not in out
+    # the API key is not redacted away but replaced by its stand-in, as the live edges journal it
+    api_key = "0fd468be-9964-49b9-94ec-5ab63b84d798"
+    red = Redactor(secret_forms(TEST_PRIVATE_KEY, creds), api_key=api_key)
+    assert red(f"cancel refused: owner {api_key} / {creds.secret}") == \
+        f"cancel refused: owner {key_stand_in(api_key)} / {REDACTED}"
 
 
 def test_wallet_lock_refuses_a_second_holder(tmp_path: Path) -> None:
