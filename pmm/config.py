@@ -68,6 +68,21 @@ class SupervisorConfig(_Cfg):
     """How many of the session's last stderr lines a "crashed" status.json keeps (secrets redacted)."""
 
 
+class StorageConfig(_Cfg):
+    """Disk space (`pmm start`, `pmm prune`; pmm/retention.py): how many old run journals are kept and how much
+    free space a session needs. Never changes what the core decides. Sizes in GB (10^9 bytes)."""
+
+    keep_runs: Annotated[int, Meta(ge=1, le=100_000)] = 30
+    """Keep at most this many run folders under ``journal_dir``; older finished ones are deleted at each start."""
+    max_journal_gb: Annotated[float, Meta(gt=0, le=1_000_000)] = 20.0
+    """... and delete the oldest finished ones while all of them together are bigger than this."""
+    min_free_gb: Annotated[float, Meta(ge=0, le=1_000_000)] = 2.0
+    """Refuse to start, and stop a running session cleanly, when the journal's disk has less free space than this.
+    0: no check (a full disk then halts the session with ``journal_failed``)."""
+    check_interval_s: Annotated[float, Meta(ge=1, le=600)] = 15.0
+    """How often the supervisor looks at the free space while a session runs."""
+
+
 class LiveConfig(_Cfg):
     """Live trading. Safe defaults: disabled; caps must be tiny unless ``caps_override``. No secret lives here:
     the private key comes from the environment (``PMM_PRIVATE_KEY``) or ``key_file`` (owner-only permissions), the
@@ -120,6 +135,8 @@ class AppConfig(_Cfg):
     seed: Annotated[int, Meta(ge=0, le=2**63 - 1)] = 0
     """Seed of the edges' randomness (reconnect jitter). 0: drawn at start; journaled either way."""
     supervisor: SupervisorConfig = SupervisorConfig()
+    storage: StorageConfig = StorageConfig()
+    """Old run journals kept, free disk space needed (docs/config.md#storage)."""
     live: LiveConfig = LiveConfig()
     """Live trading (`pmm live`, `pmm preflight`). Off unless ``live.enabled``; see docs/live.md."""
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import msgspec
 
-from pmm.config import AppConfig, ConfigError, load_config, parse_config
+from pmm.config import AppConfig, ConfigError, StorageConfig, load_config, parse_config
 
 EXIT_USAGE = 2
 MICRO = 1_000_000
@@ -101,6 +101,9 @@ def semantic_problems(cfg: AppConfig) -> tuple[list[str], list[str]]:
     for f in ("journal_dir", "status_file"):
         if not getattr(cfg, f).strip():
             errors.append(f"{f}: must not be empty")
+    if cfg.storage.min_free_gb == 0:
+        warnings.append("storage.min_free_gb: 0 turns the free-space check off: a full disk then halts the session "
+                        "abruptly (kill switch journal_failed) instead of stopping it cleanly")
 
     r, q = cfg.risk, cfg.quoter
     for path, v, unit in (("risk.max_order_size", r.max_order_size, "shares"),
@@ -162,7 +165,7 @@ def summary(cfg: AppConfig) -> list[str]:
         markets = f"{len(cfg.markets)} named: {mk}"
     else:
         markets = f"auto (the first {cfg.auto_markets} the exchange lists)"
-    r, q, s = cfg.risk, cfg.quoter, cfg.supervisor
+    r, q, s, d = cfg.risk, cfg.quoter, cfg.supervisor, cfg.storage
     return [
         f"mode      {mode}",
         f"exchange  {where}",
@@ -174,6 +177,8 @@ def summary(cfg: AppConfig) -> list[str]:
         f"quotes    {_sh(q.size)} each, spread {q.spread / MICRO:g}, {q.levels} level(s)",
         f"restarts  after a crash: wait {s.backoff_initial_s:g} s, doubling up to {s.backoff_max_s:g} s; give up "
         f"after {s.max_crashes} crashes in {s.crash_window_s / 60:g} min",
+        f"disk      journals in {cfg.journal_dir}/: keep the last {d.keep_runs} runs, at most {d.max_journal_gb:g} GB; "
+        + (f"stop cleanly below {d.min_free_gb:g} GB free" if d.min_free_gb else "no free-space check"),
     ]
 
 
@@ -265,12 +270,30 @@ def _amount(unit: str, lo: Decimal, hi: Decimal) -> Callable[[str], int]:
     return parse
 
 
-def build_config(*, mode: str, markets: list[str], order_size: int, position: int, daily_loss: int) -> dict:
+def _gigabytes(a: str) -> float:
+    text = a.upper().removesuffix("GB").strip()
+    try:
+        v = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"{a!r} is not a number of GB") from None
+    if not v.is_finite() or v < 1 or v > 100_000:
+        raise ValueError(f"must be between 1 and 100000 GB (got {a})")
+    return float(v)
+
+
+def _plain(v: float) -> float | int:
+    """20 rather than 20.0 in the file (both load)."""
+    return int(v) if float(v).is_integer() else v
+
+
+def build_config(*, mode: str, markets: list[str], order_size: int, position: int, daily_loss: int,
+                 journal_gb: float = 20.0) -> dict:
     """The config `init` writes: only what differs from the defaults, plus the answers (sizes in micro-units).
 
     Limits that follow from the answers keep the default ratios: per-order notional = order size x $0.50,
     total notional = position x $1, quote size = min(10 shares, order size), the quoter's soft position cap =
-    half the hard one, the per-run loss limit = the daily one, reduce-only at half of it.
+    half the hard one, the per-run loss limit = the daily one, reduce-only at half of it. The ``storage`` section
+    is written whole (its other fields at their defaults) so that whoever helps the operator sees it in the file.
     """
     cfg: dict = {"mode": mode, "fills": "sim"}
     if markets:
@@ -289,6 +312,8 @@ def build_config(*, mode: str, markets: list[str], order_size: int, position: in
         "reduce_loss": daily_loss // 2,
     }
     cfg["quoter"] = {"size": min(10 * MICRO, order_size), "max_position": position // 2}
+    d = StorageConfig()
+    cfg["storage"] = {"keep_runs": d.keep_runs, "max_journal_gb": _plain(journal_gb), "min_free_gb": _plain(d.min_free_gb)}
     return cfg
 
 
@@ -323,10 +348,13 @@ def cmd_init(args: argparse.Namespace) -> int:
                   _amount("shares", Decimal(0), Decimal(10**7)))
         loss = ask("Loss that stops trading for the day, in dollars?", "20",
                    _amount("dollars", Decimal(0), Decimal(10**7)))
+        journal_gb = ask("Disk space the records of past runs (journals) may use, in GB? (the oldest are deleted "
+                         "beyond it)", f"{StorageConfig().max_journal_gb:g}", _gigabytes)
     except ValueError as exc:
         _err(f"config init: {exc}")
         return EXIT_USAGE
-    data = build_config(mode=mode, markets=markets, order_size=order, position=pos, daily_loss=loss)  # type: ignore[arg-type]
+    data = build_config(mode=mode, markets=markets, order_size=order, position=pos, daily_loss=loss,  # type: ignore[arg-type]
+                        journal_gb=journal_gb)  # type: ignore[arg-type]
     raw = msgspec.json.format(msgspec.json.encode(data), indent=2) + b"\n"
     cfg = parse_config(raw, str(path))  # what we write must load; a failure here is a bug, not user input
     try:

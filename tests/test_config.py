@@ -243,3 +243,41 @@ def test_docs_describe_every_field() -> None:
     missing = [p for p in walk(msgspec.inspect.type_info(AppConfig)) if f"`{p}`" not in doc]
     assert not missing, f"docs/config.md does not describe: {missing}"
     assert re.search(r"micro-dollars", doc) and re.search(r"micro-shares", doc) and "nanoseconds" in doc
+
+
+# ---------------------------------------------------------------- storage (disk space)
+def test_storage_fields_are_checked_like_the_others(tmp_path: Path) -> None:
+    cases = {
+        '{"storage": {"keep_runs": 0}}': "storage.keep_runs: must be a whole number from 1 to 100000 (got 0)",
+        '{"storage": {"max_journal_gb": 0}}': "storage.max_journal_gb: must be a number > 0 and <= 1000000 (got 0)",
+        '{"storage": {"min_free_gb": -1}}': "storage.min_free_gb: must be a number from 0 to 1000000 (got -1)",
+        '{"storage": {"check_interval_s": 0.5}}': "storage.check_interval_s: must be a number from 1 to 600, in "
+                                                  "seconds (got 0.5)",
+        '{"storage": {"keep_run": 3}}': 'storage.keep_run: unknown field (did you mean "keep_runs"?)',
+        '{"storage": 20}': 'storage: must be an object {...} with fields like "keep_runs" (got a number)',
+    }
+    for raw, message in cases.items():
+        with pytest.raises(ConfigError) as exc:
+            parse_config(raw.encode())
+        assert exc.value.problems == [f"config.json: {message}"], raw
+    cfg = parse_config(b'{"storage": {"keep_runs": 5, "max_journal_gb": 2.5, "min_free_gb": 0}}')
+    assert (cfg.storage.keep_runs, cfg.storage.max_journal_gb, cfg.storage.min_free_gb) == (5, 2.5, 0)
+    errors, warnings = semantic_problems(cfg)
+    assert errors == [] and any(w.startswith("storage.min_free_gb: 0 turns the free-space check off") for w in warnings)
+
+
+def test_init_asks_for_the_journal_space_and_check_shows_the_storage(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    res = run_config("init", "--path", str(path), stdin="paper\nauto\n\n\n\n5.5\n")
+    assert res.returncode == 0, res.stderr
+    cfg = load_config(path)
+    assert cfg.storage.max_journal_gb == 5.5 and cfg.storage.keep_runs == 30 and cfg.storage.min_free_gb == 2
+    assert json.loads(path.read_text())["storage"] == {"keep_runs": 30, "max_journal_gb": 5.5, "min_free_gb": 2}
+    res = run_config("check", "--path", str(path))
+    assert res.returncode == 0
+    assert ("  disk      journals in journals/: keep the last 30 runs, at most 5.5 GB; stop cleanly below 2 GB free"
+            in res.stdout)
+    res = run_config("init", "--path", str(tmp_path / "bad.json"), stdin="paper\nauto\n\n\n\n0.5\n")
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "must be between 1 and 100000 GB" in res.stderr
+    res = run_config("init", "--defaults", "--path", str(tmp_path / "d.json"))
+    assert res.returncode == 0 and load_config(tmp_path / "d.json").storage == AppConfig().storage
