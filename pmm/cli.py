@@ -195,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
                         ("start", "run a paper or live session under the supervisor (restarts after a crash)"),
                         ("stop", "stop the supervised session gracefully (cancel all, flush, exit)"),
                         ("status", "print status.json readably (--json: raw)"),
+                        ("prune", "delete the oldest finished run journals beyond the storage limits (--dry-run)"),
                         ("bundle", "build the Operator Bundle zip for a platform"),
                         ("chaos", "run pmm against the sandbox under a seeded fault schedule; check invariants")):
         sub.add_parser(name, help=f"{help_} (see `pmm {name} --help`)", add_help=False)
@@ -219,6 +220,7 @@ PASSTHROUGH = {
     "start": ("pmm.supervisor", "start_main"),
     "stop": ("pmm.supervisor", "stop_main"),
     "status": ("pmm.statuscmd", "status_main"),
+    "prune": ("pmm.retention", "prune_main"),
     "bundle": ("bundle.build", "bundle_main"),
     "chaos": ("pmm.chaos", "chaos_main"),
     "preflight": ("pmm.preflight", "preflight_main"),
