@@ -151,8 +151,8 @@ class Plan:
 
 
 def journal_root(data_root: Path, journal_dir: str) -> Path:
-    """The journal folder as the session sees it (it runs in the data folder)."""
-    p = Path(journal_dir).expanduser()
+    """The journal folder as the session sees it (it runs in the data folder; like it, no ``~`` expansion)."""
+    p = Path(journal_dir)
     return p if p.is_absolute() else Path(data_root) / p
 
 

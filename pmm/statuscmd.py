@@ -1,8 +1,9 @@
 """`pmm status [--json] [--data DIR]`: what the session in a data folder is doing, from its status.json.
 
 Read-only: it reads status.json (written every second by the session, and by the supervisor when it starts,
-restarts, gives up or stops a session) and checks whether a supervisor holds the data folder's lock. Nothing
-is created or changed.
+restarts, gives up or stops a session) and checks whether a supervisor holds the data folder's lock; it measures
+the free space on the journal's disk and the size of the run journals (pmm/retention.py). Nothing is created or
+changed.
 
 Exit codes: 0 running, 1 running but STALE (status.json not rewritten for more than 10 s), 3 not running,
 2 unusable input.
@@ -15,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from pmm import retention
 from pmm.supervisor import DataDir, _Parser, data_dir, lock_held, pid_alive, read_json, read_pid
 
 EXIT_OK, EXIT_STALE, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
@@ -113,7 +115,61 @@ def gather(dd: DataDir) -> dict:
     return {"running": running, "supervisor_pid": sup_pid if pid_alive(sup_pid) else None,
             "supervisor_state": sup.get("state") if running else None, "restarts": sup.get("restarts", 0),
             "last_exit": sup.get("last_exit", ""), "stale": stale, "age_s": age, "status_file": str(status_path),
-            "status": status, "problem": problem, "checked_at_ns": now, "data": str(dd.root)}
+            "status": status, "problem": problem, "checked_at_ns": now, "data": str(dd.root),
+            **disk_info(dd, sup, status or {})}
+
+
+def disk_info(dd: DataDir, sup: dict, status: dict) -> dict:
+    """The journal folder, its run journals' total size and count, the free space on its disk and the floor: the
+    folder and settings the supervisor used, else the folder of the last run's journal, else config.json's."""
+    journal_dir = sup.get("journal_dir") if isinstance(sup.get("journal_dir"), str) else None
+    if journal_dir is None and isinstance(status.get("journal"), str) and status["journal"]:
+        journal_dir = str((dd.root / status["journal"]).parent)  # an absolute journal path stays itself
+    storage = sup.get("storage") if isinstance(sup.get("storage"), dict) else None
+    if journal_dir is None or storage is None:
+        import msgspec
+
+        from pmm.config import AppConfig, ConfigError, load_config
+
+        try:
+            cfg = load_config(dd.config if dd.config.exists() else None)
+        except ConfigError:
+            cfg = AppConfig()  # `pmm status` still shows something; `pmm start` would say what is wrong
+        journal_dir = journal_dir or str(retention.journal_root(dd.root, cfg.journal_dir))
+        storage = storage or msgspec.to_builtins(cfg.storage)
+    root = Path(journal_dir)
+    try:
+        free: int | None = retention.free_probe()(root)
+    except OSError:
+        free = None
+    try:
+        used, runs = retention.usage(root)
+    except OSError:
+        used, runs = None, None
+    return {"journal_dir": str(root), "journal_bytes": used, "journal_runs": runs, "disk_free_bytes": free,
+            "storage": storage}
+
+
+def disk_lines(info: dict) -> list[str]:
+    """Free space on the journal's disk, and what the run journals use."""
+    st = info.get("storage") or {}
+    floor = st.get("min_free_gb") if isinstance(st.get("min_free_gb"), int | float) else None
+    free = info.get("disk_free_bytes")
+    if free is None:
+        disk = "free space unknown"
+    elif floor and retention.low_space(free, floor):
+        disk = (f"LOW: {retention.fmt_bytes(free)} free, below storage.min_free_gb = {retention.fmt_gb(floor)}: pmm "
+                "stops and does not start until there is more (docs/operator.md, disk space)")
+    else:
+        disk = f"{retention.fmt_bytes(free)} free" + (f" (pmm stops below {retention.fmt_gb(floor)})" if floor else "")
+    lines = [f"disk      {disk}"]
+    used, runs = info.get("journal_bytes"), info.get("journal_runs")
+    if used is not None:
+        keep = (f" (keeps the last {st['keep_runs']} runs, at most {retention.fmt_gb(st['max_journal_gb'])})"
+                if isinstance(st.get("keep_runs"), int) and isinstance(st.get("max_journal_gb"), int | float) else "")
+        lines.append(f"journals  {retention.fmt_bytes(used)} in {retention.n_runs(runs or 0)} in "
+                     f"{info.get('journal_dir')}{keep}")
+    return lines
 
 
 def _status_path(dd: DataDir) -> Path:
@@ -146,6 +202,7 @@ def render(info: dict) -> str:
                              "without a final status (killed, or the computer stopped)")
     if not info["status"]:
         lines.append(info["problem"] or "no status")
+        lines += disk_lines(info)
         return "\n".join(lines)
     age = f"written {_age(info['age_s'])} ago" if info["age_s"] is not None else "never written"
     uptime = _dur(st["uptime_s"]) if isinstance(st.get("uptime_s"), int | float) else "-"
@@ -183,6 +240,7 @@ def render(info: dict) -> str:
     if journal:
         p = Path(journal)
         lines.append(f"journal   {p if p.is_absolute() else Path(info['data']) / p}")
+    lines += disk_lines(info)
     return "\n".join(lines)
 
 
@@ -209,7 +267,8 @@ def status_main(argv: list[str]) -> int:
     if args.json:
         out = dict(info["status"] or {"state": "not started" if info["problem"] == "no status.json yet" else "unknown"})
         out["pmm_status"] = {k: info[k] for k in ("running", "stale", "supervisor_pid", "supervisor_state", "restarts",
-                                                  "age_s", "status_file", "problem", "checked_at_ns", "data")}
+                                                  "age_s", "status_file", "problem", "checked_at_ns", "data",
+                                                  "disk_free_bytes", "journal_dir", "journal_bytes", "journal_runs")}
         sys.stdout.write(json.dumps(out, indent=2) + "\n")
     else:
         print(render(info))

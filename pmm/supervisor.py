@@ -19,6 +19,12 @@ its stderr comes through a pipe, redacted, into the same file; the supervisor sh
   escalates: SIGKILL to the session's process group, state ``killed``, and the supervisor exits.
 - **One per data folder**: ``fcntl.flock`` on ``<data>/pmm.lock`` (held by the supervisor and inherited by the
   session, so an orphaned session still holds it); ``<data>/pmm.pid`` names the supervisor.
+- **Disk space** (``storage``, pmm/retention.py): before the first start and before each restart it deletes the
+  oldest finished run journals beyond ``keep_runs`` / ``max_journal_gb`` (each deletion logged), then refuses to
+  start when the journal's disk has less than ``min_free_gb`` free. While the session runs it looks every
+  ``check_interval_s`` (pruning again when space is short, and every ``PRUNE_EVERY_S``); below the floor it stops
+  the session the way `pmm stop` does (state ``stopped``, reason "disk nearly full ...", exit 1) and does not
+  restart it. Test hook: ``PMM_SUPERVISOR_TEST_FREE_FILE`` (retention.py) fakes the free space.
 
 Entry points: ``start_main(argv)`` (argv after ``pmm start``), ``stop_main(argv)`` (after ``pmm stop``).
 ``python -m pmm.supervisor start|stop|has-command ...`` runs the same without the `pmm` wiring.
@@ -42,10 +48,13 @@ import subprocess
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
+
+from pmm import retention
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 FOREVER_S = 10 * 365 * 24 * 3600.0
@@ -59,6 +68,10 @@ TEST_MODE_ENV = "PMM_SUPERVISOR_TEST"
 TEST_CHILD_ENV = "PMM_SUPERVISOR_TEST_CHILD"
 """Test hook: with ``PMM_SUPERVISOR_TEST=1``, ``PMM_SUPERVISOR_TEST_CHILD`` (a JSON list) replaces the session
 command. Ignored otherwise."""
+PRUNE_EVERY_S = 600.0
+"""While a session runs, old runs beyond the storage limits are also pruned this often (and when space is short)."""
+FREE_SPACE_HINT = ("free some space on that disk (empty the Trash; move old journal folders elsewhere, or lower "
+                   "storage.keep_runs / storage.max_journal_gb in config.json), then start again")
 LAUNCHD_ENV = "PMM_LAUNCHD"
 """Set by the launchd plist: no echo of the session's output (launchd would log it twice), and exit 0 after a
 deliberate end (giving up included), so that launchd's KeepAlive only restarts a supervisor that was itself
@@ -327,9 +340,18 @@ class Child:
 
 class Supervisor:
     def __init__(self, *, mode: str, dd: DataDir, cfg, config_path: Path | None, duration_s: float | None,
-                 lock_fd: int, out_fd: int = 1, err_fd: int = 2) -> None:
+                 lock_fd: int, out_fd: int = 1, err_fd: int = 2,
+                 free_probe: Callable[[Path], int] | None = None) -> None:
         self.mode, self.dd, self.cfg, self.config_path = mode, dd, cfg, config_path
         self.sv = cfg.supervisor
+        self.storage = cfg.storage
+        self.journal_root = retention.journal_root(dd.root, cfg.journal_dir)
+        self.free_probe = free_probe or retention.free_probe()
+        """Free bytes on the journal's disk (a seam: tests fake a filling disk); raises OSError if unknown."""
+        self.disk_stop = ""
+        """Why the supervisor itself stopped the session (the disk is nearly full), once it did."""
+        self._probe_failed = False
+        self._skips_logged: set[Path] = set()
         self.duration_s = duration_s
         self.lock_fd = lock_fd
         self.status_path = dd.status_path(cfg.status_file)
@@ -362,6 +384,10 @@ class Supervisor:
         self.sup_log.write(line)
         self.echo_err.write(f"pmm start: {text}\n".encode())
 
+    def log_only(self, text: str) -> None:
+        """A supervisor message for logs/supervisor.log only."""
+        self.sup_log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} pmm supervisor: {redact(text)}\n".encode())
+
     def _on_signal(self, signum: int, _frame: object) -> None:
         if signum == signal.SIGCHLD:
             return  # only wakes the loop (set_wakeup_fd)
@@ -389,6 +415,7 @@ class Supervisor:
             "stop_timeout_s": self.sv.stop_timeout_s, "started_at_ns": self.started_ns,
             "child_pid": c.proc.pid if c and c.proc.returncode is None else None,
             "restarts": self.restarts, "crashes_in_window": len(self._recent_crashes()), "last_exit": self.last_exit,
+            "journal_dir": str(self.journal_root), "storage": msgspec.to_builtins(self.storage),
             "written_at_ns": time.time_ns(),
         }
         with contextlib.suppress(OSError):
@@ -453,6 +480,13 @@ class Supervisor:
             self.session_log.close()
 
     def _loop(self) -> int:
+        problem = self._disk_problem(prune=True)
+        if problem:
+            reason = f"not started: {problem}; {FREE_SPACE_HINT}"
+            self.log_only(reason)
+            _err(f"start: {reason}")
+            self._write_status("stopped", reason, child_pid=None, reuse=False)
+            return EXIT_FAIL
         cfg_name = str(self.config_path) if self.config_path else "built-in defaults (no config.json)"
         self.say(f"supervisor pid {os.getpid()}: {self.mode} session, data {self.dd.root}, config {cfg_name}")
         if self.test_cmd is not None:
@@ -472,8 +506,13 @@ class Supervisor:
                                    reuse=True)
                 self.say(reason)
                 return EXIT_FAIL
+            if self.child is not None and (problem := self._disk_problem(prune=True)):
+                reason = f"not restarting the session (it {self.last_exit}): {problem}; {FREE_SPACE_HINT}"
+                self._write_status("stopped", reason, child_pid=self.child.proc.pid, reuse=True)
+                self.say(reason)
+                return EXIT_FAIL
             code, ran = self._run_child(remaining)
-            if self.stop_requests:
+            if self.stop_requests or self.disk_stop:
                 return self._after_stop(code)
             if code == 0:
                 self.say("the session ended cleanly")
@@ -532,6 +571,50 @@ class Supervisor:
         kill = str(st.get("kill_switch") or "")
         return "" if not kill or kill.startswith("operator_stop") else kill
 
+    # ---------------------------------------------------------- disk space
+    def _prune(self) -> tuple[int, int]:
+        """Delete old runs beyond the storage limits (logged); (bytes, runs) of the journals left."""
+        st = self.storage
+        try:
+            pl = retention.plan(self.journal_root, keep_runs=st.keep_runs, max_journal_gb=st.max_journal_gb)
+        except OSError as exc:
+            self.say(f"cannot look at the journals in {self.journal_root} ({exc}); nothing pruned")
+            return 0, 0
+        for s in pl.skipped:
+            if s.path not in self._skips_logged:  # once per supervisor: this runs every few minutes
+                self._skips_logged.add(s.path)
+                self.log_only(f"journals: left {s.path.name} alone (never pruned): {s.why}")
+        if pl.delete:
+            retention.apply(pl, self.say)
+        left = [r for r in pl.runs if r.path.exists()]
+        return sum(r.bytes for r in left), len(left)
+
+    def _disk_problem(self, *, prune: bool) -> str:
+        """"" when the journal's disk has enough free space (or it cannot be measured, or the check is off), else
+        why a session must not run. ``prune``: prune first; otherwise pruned only when space is short."""
+        st = self.storage
+        used = self._prune() if prune else None
+        if st.min_free_gb <= 0:
+            return ""
+        try:
+            free = self.free_probe(self.journal_root)
+            if retention.low_space(free, st.min_free_gb) and used is None:
+                used = self._prune()
+                free = self.free_probe(self.journal_root)
+        except OSError as exc:
+            if not self._probe_failed:
+                self._probe_failed = True
+                self.say(f"cannot measure the free space on the disk of {self.journal_root} ({exc}); carrying on "
+                         "without the free-space check")
+            return ""
+        self._probe_failed = False
+        if not retention.low_space(free, st.min_free_gb):
+            return ""
+        size, runs = used if used is not None else retention.usage(self.journal_root)
+        return (f"disk nearly full: {retention.fmt_bytes(free)} free on the disk of {self.journal_root}, below "
+                f"storage.min_free_gb = {retention.fmt_gb(st.min_free_gb)} (the journals there use "
+                f"{retention.fmt_bytes(size)} in {retention.n_runs(runs)} after pruning)")
+
     def _emergency_stop(self) -> None:
         c = self.child
         if c is None or c.proc.poll() is not None:
@@ -547,13 +630,20 @@ class Supervisor:
 
     def _after_stop(self, code: int | None) -> int:
         child_pid = self.child.proc.pid if self.child else None
+        disk = f" ({self.disk_stop})" if self.disk_stop else ""
         if code is None:  # killed after the timeout or a second request
-            reason = (f"killed: the session did not stop within {_dur(self.sv.stop_timeout_s)} of the stop request"
-                      if len(self.stop_requests) < 2 else "killed: a second stop request forced it")
+            reason = (f"killed: the session did not stop within {_dur(self.sv.stop_timeout_s)} of the stop "
+                      f"request{disk}" if len(self.stop_requests) < 2 else "killed: a second stop request forced it")
             reason += ("; its journal may not end with RunEnded and orders may still be open at the exchange "
                        "(live: check there)")
             self._write_status("killed", reason, child_pid=child_pid, reuse=True,
                                tail=list(self.child.stderr_tail) if self.child else None)
+            self.say(reason)
+            return EXIT_FAIL
+        if code == 0 and self.disk_stop:
+            reason = (f"{self.disk_stop}: the session was stopped cleanly and is not restarted; "
+                      f"{FREE_SPACE_HINT}")
+            self._write_status("stopped", reason, child_pid=child_pid, reuse=True)
             self.say(reason)
             return EXIT_FAIL
         if code == 0:
@@ -562,7 +652,7 @@ class Supervisor:
             self.say("stopped cleanly")
             return EXIT_OK
         tail = list(self.child.stderr_tail) if self.child else []
-        reason = f"the session exited with code {code} while stopping"
+        reason = f"the session exited with code {code} while stopping{disk}"
         self._write_status("stopped", reason, child_pid=child_pid, reuse=True, tail=tail, exit_code=code)
         self.say(reason)
         return EXIT_FAIL
@@ -627,9 +717,24 @@ class Supervisor:
         deadline = resend_at = 0.0
         killed = False
         next_size_check = time.monotonic() + 60
+        next_disk_check = time.monotonic() + self.storage.check_interval_s
+        next_prune = time.monotonic() + PRUNE_EVERY_S
         try:
             while True:
                 now = time.monotonic()
+                if now >= next_disk_check and not self.stop_requests and not self.disk_stop:
+                    next_disk_check = now + self.storage.check_interval_s
+                    prune = now >= next_prune
+                    if prune:
+                        next_prune = now + PRUNE_EVERY_S
+                    problem = self._disk_problem(prune=prune)
+                    if problem and c.proc.poll() is None:
+                        self.disk_stop = problem
+                        deadline = now + self.sv.stop_timeout_s
+                        resend_at = now
+                        self.say(f"stopping the session: {problem}: it cancels its orders and closes its journal")
+                        self._write_status("stopping", problem, child_pid=c.proc.pid, reuse=True)
+                        self._write_state("stopping")
                 if len(self.stop_requests) > handled:
                     handled = len(self.stop_requests)
                     if handled == 1:
@@ -643,7 +748,7 @@ class Supervisor:
                     elif not killed:
                         self._kill(c)
                         killed = True
-                if self.stop_requests and not killed and c.proc.poll() is None:
+                if (self.stop_requests or self.disk_stop) and not killed and c.proc.poll() is None:
                     if now >= deadline:
                         self._kill(c)
                         killed = True
