@@ -122,6 +122,7 @@ from events.orders import (
 )
 from events.params import CoreParams
 from events.risk import ReduceOnly
+from events.units import decimal, duration, price, shares, usd
 
 DAY_NS = 86_400 * 10**9
 MEMORY = 100_000
@@ -479,12 +480,12 @@ class RiskGate:
         p = self._p
         silent = now - self._feed_ns
         if silent > p.feed_stale_ns:
-            self._halt("feed_stale", f"no feed frame or connect for {silent} ns (limit {p.feed_stale_ns})", now, out)
+            self._halt("feed_stale", f"no feed frame or connect for {duration(silent)} (limit {duration(p.feed_stale_ns)})", now, out)
             return
         for token, since in self._broken_since.items():
             if now - since > p.book_invalid_ns:
                 self._halt(
-                    "book_invalid", f"book of {token} invalid for {now - since} ns (limit {p.book_invalid_ns})", now, out
+                    "book_invalid", f"book of {token} invalid for {duration(now - since)} (limit {duration(p.book_invalid_ns)})", now, out
                 )
                 return
 
@@ -565,12 +566,12 @@ class RiskGate:
                 ev.side == "BUY" and pos + us < 0 and buys + ev.size <= -(pos + us)
             )
             if not reduces:
-                return "reducing_only", f"{ev.side} {ev.size} with position {pos}, open buys {buys}, sells {sells}"
+                return "reducing_only", f"{ev.side} {shares(ev.size)} with position {shares(pos)}, open buys {shares(buys)}, sells {shares(sells)}"
         min_size = self._min_size[token]
         if not (min_size <= ev.size <= p.max_order_size):
-            return "size_limit", f"size {ev.size} outside [{min_size}, {p.max_order_size}]"
+            return "size_limit", f"size {shares(ev.size)} outside [{decimal(min_size)}, {decimal(p.max_order_size)}]"
         if not (ev.price * ev.size <= p.max_order_notional * MICRO):
-            return "notional_limit", f"notional {ev.price * ev.size // MICRO} > {p.max_order_notional}"
+            return "notional_limit", f"notional {usd(ev.price * ev.size // MICRO)} > {usd(p.max_order_notional)}"
         if not self._feed_up:
             return "feed_down", "market channel disconnected"
         book = self._books.get(token)
@@ -578,38 +579,38 @@ class RiskGate:
             return "no_reference_price", "no valid two-sided book for this token"
         tick = book.tick
         if not (ev.price % tick == 0):
-            return "off_tick", f"price {ev.price} not on the {tick} grid"
+            return "off_tick", f"price {price(ev.price)} not on the {price(tick)} grid"
         if not (tick <= ev.price <= MICRO - tick):
-            return "price_range", f"price {ev.price} outside [{tick}, {MICRO - tick}]"
+            return "price_range", f"price {price(ev.price)} outside [{price(tick)}, {price(MICRO - tick)}]"
         band2 = 2 * p.price_band
         mid2 = book.bid + book.ask
         if ev.side == "BUY":
             if not (2 * ev.price <= mid2 + band2):
-                return "price_band", f"buy {ev.price} above mid {mid2 // 2} + band {p.price_band}"
+                return "price_band", f"buy {price(ev.price)} above mid {price(mid2 // 2)} + band {price(p.price_band)}"
             if not (ev.price < book.ask):
-                return "would_cross", f"buy {ev.price} >= best ask {book.ask}"
+                return "would_cross", f"buy {price(ev.price)} >= best ask {price(book.ask)}"
         else:
             if not (2 * ev.price >= mid2 - band2):
-                return "price_band", f"sell {ev.price} below mid {mid2 // 2} - band {p.price_band}"
+                return "price_band", f"sell {price(ev.price)} below mid {price(mid2 // 2)} - band {price(p.price_band)}"
             if not (ev.price > book.bid):
-                return "would_cross", f"sell {ev.price} <= best bid {book.bid}"
+                return "would_cross", f"sell {price(ev.price)} <= best bid {price(book.bid)}"
         if unknown_o is not None:
             return "unknown_order_pending", f"order {unknown_o.client_id} on {token} is in an unknown state"
         fills = self._recent_fills(token, ev.side, now)
         if not (fills < p.fill_burst):
-            return "fill_burst", f"{fills} {ev.side} fills on {token} within {p.fill_window_ns} ns"
+            return "fill_burst", f"{fills} {ev.side} fills on {token} within {duration(p.fill_window_ns)}"
         if dup_o is not None:
             return "duplicate", f"same as open order {dup_o.client_id}"
         if not (len(self._open) + 1 <= p.max_open_orders):
             return "open_orders_limit", f"{len(self._open)} open or in flight, limit {p.max_open_orders}"
         if ev.side == "BUY":
             if not (pos + buys + us + ev.size <= p.max_position):
-                return "position_limit", f"worst case {pos + buys + us + ev.size} > {p.max_position}"
+                return "position_limit", f"worst case {shares(pos + buys + us + ev.size)} > {shares(p.max_position)}"
         else:
             if not (sells + ev.size <= held):
-                return "insufficient_position", f"sell {ev.size} + open sells {sells} > held {held}"
+                return "insufficient_position", f"sell {shares(ev.size)} + open sells {shares(sells)} > held {shares(held)}"
             if not (held - sells - ev.size >= -p.max_position):  # implied by the line above; kept explicit
-                return "position_limit", f"worst case {held - sells - ev.size} < -{p.max_position}"
+                return "position_limit", f"worst case {shares(held - sells - ev.size)} < {shares(-p.max_position)}"
         exposed = dict.fromkeys(t for t, q in self._pos.items() if q != 0)  # _exposed_tokens(), from the sums above
         exposed.update(dict.fromkeys(t for t, u in self._unconf.items() if any(u)))
         exposed.update(dict.fromkeys(resting))
@@ -627,7 +628,7 @@ class RiskGate:
                           + (short_worst * MICRO if short_worst > 0 else 0))
         total += self._token_exposure(token, ev.size, ev.side, ev.price, resting)
         if not (total <= p.max_total_notional * MICRO):
-            return "total_notional_limit", f"worst case {total // MICRO} > {p.max_total_notional}"
+            return "total_notional_limit", f"worst case {usd(total // MICRO)} > {usd(p.max_total_notional)}"
         if not self._cancels_bucket.available(now):
             return "throttled", "cancel budget exhausted"
         if not self._orders_bucket.take(now):
@@ -691,7 +692,7 @@ class RiskGate:
             if len(self._errors) >= self._p.error_burst:
                 self._halt(
                     "error_rate",
-                    f"{len(self._errors)} failed exchange replies within {self._p.error_window_ns} ns",
+                    f"{len(self._errors)} failed exchange replies within {duration(self._p.error_window_ns)}",
                     now,
                     out,
                 )
@@ -765,7 +766,7 @@ class RiskGate:
             self._halt("unknown_order", f"fill {ev.trade_id} for order {ev.client_id!r} we never approved", now, out)
         pos = self.position(ev.token_id)
         if not (abs(pos) <= self._p.max_position):
-            self._halt("position_limit", f"position {pos} in {ev.token_id} beyond {self._p.max_position}", now, out)
+            self._halt("position_limit", f"position {shares(pos)} in {ev.token_id} beyond {shares(self._p.max_position)}", now, out)
         self._check_pnl(now, out)
 
     def _unconfirm(self, token: str, rec: _Trade) -> None:
@@ -821,7 +822,7 @@ class RiskGate:
         self._portfolio_pnl[ev.token_id] = ev.mtm  # the token's whole PnL (cash + position at mark): realized is in it
         if not (abs(ev.position) <= self._p.max_position):
             self._halt(
-                "position_limit", f"portfolio position {ev.position} in {ev.token_id} beyond {self._p.max_position}", now, out
+                "position_limit", f"portfolio position {shares(ev.position)} in {ev.token_id} beyond {shares(self._p.max_position)}", now, out
             )
         self._check_pnl(now, out)
 
@@ -849,11 +850,11 @@ class RiskGate:
         p = self._p
         pnl = self.pnl()
         if not (pnl >= -p.max_loss):
-            self._halt("loss_limit", f"PnL {pnl} below -{p.max_loss}", now, out)
+            self._halt("loss_limit", f"PnL {usd(pnl)} below {usd(-p.max_loss)}", now, out)
         elif not (pnl - self._day_base >= -p.daily_loss):
-            self._halt("daily_loss", f"PnL today {pnl - self._day_base} below -{p.daily_loss}", now, out)
+            self._halt("daily_loss", f"PnL today {usd(pnl - self._day_base)} below {usd(-p.daily_loss)}", now, out)
         elif not (pnl >= -p.reduce_loss):
-            self._reduce(f"PnL {pnl} below -{p.reduce_loss}", out)
+            self._reduce(f"PnL {usd(pnl)} below {usd(-p.reduce_loss)}", out)
 
 
 _Handler = Callable[[RiskGate, int, Any, int, list[Event]], None]

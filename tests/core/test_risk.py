@@ -611,7 +611,7 @@ def test_position_when_loss_below_reduce_level_then_reducing() -> None:
     out = h.send(Position(token_id="Y", position=0, cash=0, mark=0, realized=0, mtm=-5 * S), src="portfolio")
     assert out == []
     out = h.send(Position(token_id="Y", position=0, cash=0, mark=0, realized=0, mtm=-5 * S - 1), src="portfolio")
-    assert out == [TradingState(state="REDUCING", reason=f"PnL {-5 * S - 1} below -{5 * S}")]
+    assert out == [TradingState(state="REDUCING", reason="PnL -$5.000001 below -$5.00")]
 
 
 # ---------------------------------------------------------------------------------------------- kill switch
