@@ -49,9 +49,9 @@ from actors.edge.keymask import KeyMask
 from actors.edge.rest import BookFetcher, DiscoveryError
 from actors.edge.signing import OrderSigner, SignatureError
 from actors.edge.user_channel import UserChannel
+from actors.version import run_version
 from actors.sequencer import Sequencer, Subscriber, run_sequencer
 from actors.session import (
-    VERSION,
     SessionError,
     SessionResult,
     _printer,
@@ -354,7 +354,7 @@ async def _run(
         sequencer.submit(src, clock.now_ns(), mask.event(ev))
 
     try:
-        submit("session", RunStarted(run_id=run_id, mode="live", version=VERSION, seed=seed, config_hash=chash,
+        submit("session", RunStarted(run_id=run_id, mode="live", version=run_version(), seed=seed, config_hash=chash,
                                      params=params, prior_halt=halt))
         if signer is not None:
             submit("session", LiveIdentity(

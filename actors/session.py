@@ -34,7 +34,7 @@ from journal import Journal
 from pmm.config import AppConfig, config_hash
 from replay.journal_io import JournalSink, header_info
 
-VERSION = "0.1.0"
+from actors.version import run_version
 
 
 class SessionError(RuntimeError):
@@ -174,7 +174,7 @@ async def run_session(
         sequencer.submit(
             "session",
             clock.now_ns(),
-            RunStarted(run_id=run_id, mode=mode, version=VERSION, seed=seed, config_hash=chash,  # type: ignore[arg-type]
+            RunStarted(run_id=run_id, mode=mode, version=run_version(), seed=seed, config_hash=chash,  # type: ignore[arg-type]
                        params=params, prior_halt=halt),
         )
         sink.flush()
@@ -279,7 +279,7 @@ async def _status_writer(
 
     n = 0
     while True:
-        status = build_status(stats, now_ns=clock.now_ns(), version=VERSION, journal=run_dir, state="running",
+        status = build_status(stats, now_ns=clock.now_ns(), version=run_version(), journal=run_dir, state="running",
                               preflight=notes)
         await trio.to_thread.run_sync(write_status, path, status)
         if publish is not None:
@@ -293,7 +293,7 @@ def _write_final_status(
 ) -> None:
     from actors.sink.status import build_status, publish_status, write_status
 
-    status = build_status(stats, now_ns=clock.now_ns(), version=VERSION, journal=run_dir, state="stopped",
+    status = build_status(stats, now_ns=clock.now_ns(), version=run_version(), journal=run_dir, state="stopped",
                           preflight=notes)
     write_status(path, status)
     if publish is not None:

@@ -46,6 +46,10 @@ def cmd_replay_verify(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     for note in res.notes:
         print(note)
+    if res.same_core is False:
+        print(f"note: written by pmm {res.recorded_by}, replayed by pmm {res.replayed_by} (another core)")
+    elif res.same_core is None and res.recorded_by:
+        print(f"note: written by pmm {res.recorded_by}, which did not record its core; replayed by {res.replayed_by}")
     if res.ok:
         print(f"OK: {res.records} records ({res.inputs} inputs) replayed bit for bit: {args.journal}")
         return 0
@@ -58,6 +62,9 @@ def cmd_replay_verify(args: argparse.Namespace) -> int:
     print(f"MISMATCH at seq {m.seq}, actor {m.actor}: {m.reason}")
     print("  recorded:", msgspec.json.encode(to_plain(m.seq, m.recorded)).decode() if m.recorded else "(nothing)")
     print("  replayed:", msgspec.json.encode(to_plain(m.seq, m.replayed)).decode() if m.replayed else "(nothing)")
+    if res.same_core is not True:
+        print("  the journal was written by other code: a difference can come from a code change, not a bug; "
+              "replay it with the pmm that wrote it to tell them apart")
     return EXIT_FAIL
 
 

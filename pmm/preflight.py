@@ -386,7 +386,7 @@ def preflight_journal_root(cfg: AppConfig, journal: str | None = None) -> Path:
 def journal_checks(root: Path, cfg: AppConfig, checks: list[Check], *, now_ns: int) -> Path:
     """A small journal of one preflight: RunStarted(mode="preflight"), the checks, RunEnded. Returns its folder."""
     from actors.sequencer import Sequencer
-    from actors.session import VERSION
+    from actors.version import run_version
     from actors.wiring import build_core
     from events.control import RunEnded, RunStarted
     from events.params import CoreParams
@@ -400,7 +400,7 @@ def journal_checks(root: Path, cfg: AppConfig, checks: list[Check], *, now_ns: i
     try:
         params = CoreParams(quoter=cfg.quoter, orders=cfg.orders, risk=cfg.risk, sim=cfg.sim, fills="live")
         seq = Sequencer(sink, build_core(params))
-        seq.submit("session", now_ns, RunStarted(run_id=run_id, mode="preflight", version=VERSION, seed=0,
+        seq.submit("session", now_ns, RunStarted(run_id=run_id, mode="preflight", version=run_version(), seed=0,
                                                  config_hash=chash, params=params))
         for c in checks:
             seq.submit("preflight", now_ns, c.event())

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from actors.sequencer import Sequencer
+from actors.version import run_version
 from actors.wiring import build_core
 from events.base import Event
 from events.codec import Envelope
@@ -17,8 +18,6 @@ from events.control import RunStarted
 from events.params import CoreParams
 
 E = TypeVar("E", bound=Event)
-
-VERSION = "0.1.0"
 
 
 class MemorySink:
@@ -66,7 +65,7 @@ class ScriptedSession:
             RunStarted(
                 run_id=run_id,
                 mode=mode,  # type: ignore[arg-type]
-                version=VERSION,
+                version=run_version(),
                 seed=seed,
                 config_hash="scripted",
                 params=params,

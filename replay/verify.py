@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from actors.sequencer import Sequencer
+from actors.version import core_of, run_version
 from actors.wiring import build_core
 from events.codec import Envelope, EnvelopeHead, EventDecodeError, decode, decode_head
 from events.control import RunStarted
@@ -33,6 +34,16 @@ class VerifyResult:
     inputs: int = 0
     mismatch: Mismatch | None = None
     notes: list[str] = field(default_factory=list)
+    recorded_by: str = ""
+    """``RunStarted.version`` of the journal: the pmm version and core fingerprint that wrote it."""
+    replayed_by: str = ""
+    """The same for the code that replayed it."""
+
+    @property
+    def same_core(self) -> bool | None:
+        """Whether the journal was written by this core (None: the journal does not say)."""
+        recorded = core_of(self.recorded_by)
+        return None if not recorded else recorded == core_of(self.replayed_by)
 
     @property
     def ok(self) -> bool:
@@ -113,6 +124,7 @@ def verify(path: Path) -> VerifyResult:
     env0 = envelope_of(first)
     if not isinstance(env0.ev, RunStarted) or env0.cause != 0:
         raise ValueError(f"{path}: record seq {first.seq} is not RunStarted: not a pmm session journal")
+    result.recorded_by, result.replayed_by = env0.ev.version, run_version()
     sequencer = Sequencer(comparer, build_core(env0.ev.params))
     submit = sequencer.submit
     peek = comparer.peek

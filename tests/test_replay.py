@@ -171,3 +171,26 @@ def test_verify_when_journal_written_by_another_schema_version_then_refused(tmp_
     j.close()
     assert main(["replay", "verify", str(tmp_path / "old")]) == 2
     assert "schema v99" in capsys.readouterr().err
+
+
+def test_verify_names_the_code_that_wrote_the_journal_when_it_is_not_this_core(tmp_path: Path, capsys) -> None:
+    from events.control import RunStarted
+
+    s = scripted(tmp_path)
+    assert main(["replay", "verify", str(s.journal_dir)]) == 0
+    assert "another core" not in capsys.readouterr().out  # written by this very code
+
+    def old_core(seq, env):
+        if isinstance(env.ev, RunStarted):
+            return Envelope(ts_ns=env.ts_ns, src=env.src, cause=env.cause,
+                            ev=msgspec.structs.replace(env.ev, version="0.1.0+core.000000000000"))
+        if isinstance(env.ev, BookChanged) and env.cause != 0:
+            return Envelope(ts_ns=env.ts_ns, src=env.src, cause=env.cause,
+                            ev=msgspec.structs.replace(env.ev, bid_size=env.ev.bid_size + 1))
+        return None
+
+    rewrite(s, tmp_path / "old", old_core)
+    assert main(["replay", "verify", str(tmp_path / "old")]) == 1
+    out = capsys.readouterr().out
+    assert "written by pmm 0.1.0+core.000000000000, replayed by pmm 0.1.0+core." in out and "another core" in out
+    assert "a difference can come from a code change" in out
