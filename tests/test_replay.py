@@ -194,3 +194,12 @@ def test_verify_names_the_code_that_wrote_the_journal_when_it_is_not_this_core(t
     out = capsys.readouterr().out
     assert "written by pmm 0.1.0+core.000000000000, replayed by pmm 0.1.0+core." in out and "another core" in out
     assert "a difference can come from a code change" in out
+
+
+def test_python_dash_m_pmm_is_the_pmm_command(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "pmm", "replay", "verify", str(tmp_path / "none")],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "no journal here" in res.stderr
