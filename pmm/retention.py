@@ -44,6 +44,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pmm.fslock import lock_held
+
 GB = 1_000_000_000
 """Sizes are in decimal GB (10^9 bytes), as macOS's Finder shows them."""
 RUN_ID = re.compile(r"\d{8}-\d{6}-(paper|live|shadow)-\d+")
@@ -210,21 +212,7 @@ def _starts_with_magic(path: Path) -> bool:
 
 def journal_in_use(path: Path) -> bool:
     """Whether a journal writer holds ``path/LOCK`` (the journal takes ``flock(LOCK_EX)`` on it while it writes)."""
-    try:
-        fd = os.open(path / LOCK_NAME, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return True  # cannot tell: assume the worst
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
+    return lock_held(path / LOCK_NAME, follow_links=False)
 
 
 def scan(root: Path) -> tuple[list[Run], list[Skipped]]:

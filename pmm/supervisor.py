@@ -54,6 +54,8 @@ from pathlib import Path
 
 import msgspec
 
+from pmm import fslock
+
 from pmm import retention
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -185,23 +187,7 @@ def _zombie(pid: int) -> bool:
 
 def lock_held(dd: DataDir) -> bool:
     """Whether some process holds the data folder's lock (a supervisor, or a session it started)."""
-    try:
-        fd = os.open(dd.lock, os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return True  # cannot tell: assume the worst
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return True
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
+    return fslock.lock_held(dd.lock)
 
 
 def read_json(path: Path) -> dict | None:
