@@ -131,6 +131,7 @@ order trips ``unknown_order``; a cancel of a forgotten order is refused (it was 
 
 State = Literal["ACTIVE", "REDUCING", "HALTED"]
 _PLACE_TERMINAL = ("rejected", "unmatched")
+"""Place-reply statuses that say the order does not rest (exposure released)."""
 NOT_CANCELED = "not_canceled"
 """``ExchangeReply.status`` of a cancel the venue answered by listing the order under ``not_canceled`` (its reason
 in ``message``), as the live executor reports it. Journals recorded before it have status "" there."""
@@ -150,8 +151,6 @@ def lost_cancel_race(ev: ExchangeReply) -> bool:
         return False
     reason = ev.message.lower()
     return any(r in reason for r in CANCEL_RACE_REASONS)
-
-"""Place-reply statuses that say the order does not rest (exposure released)."""
 
 
 class _Order:
