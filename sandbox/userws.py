@@ -13,58 +13,33 @@ Polymarket, and clients recover through REST.
 from __future__ import annotations
 
 import hmac
-import itertools
 import json
-import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import trio
-
+from . import wsconn
 from .wire import encode
+from .wsconn import WsConnection
 
 if TYPE_CHECKING:
     from .auth import ApiCreds
     from .faults import Faults
 
-_DROP = object()
-MAX_OUTBOX = 200_000
 BAD_AUTH_CODE = 1008
 BAD_AUTH_REASON = "Unauthorized/Invalid api key"
 
 
-class UserConnection:
-    _ids = itertools.count(1)
-
+class UserConnection(WsConnection):
     def __init__(self, hub: UserHub) -> None:
-        self.id = next(self._ids)
+        super().__init__()
         self.hub = hub
         self.address: str | None = None  # lower-case, once authenticated
         self.api_key: str | None = None
         self.markets: set[str] | None = None  # None = every market
-        self.half_open = False
-        self.drop_code: int | None = None
-        self.drop_reason = ""
-        self.frames_sent = 0
-        self.frames_discarded = 0
-        self.send_ch, self.recv_ch = trio.open_memory_channel[Any](math.inf)
 
     @property
     def silent(self) -> bool:
         return self.half_open or self.hub.faults.user_half_open
-
-    def push(self, text: str) -> None:
-        if self.drop_code is not None:
-            return
-        if self.send_ch.statistics().current_buffer_used >= MAX_OUTBOX:
-            self.drop(1008, "sandbox: slow consumer")
-            return
-        self.send_ch.send_nowait(text)
-
-    def drop(self, code: int, reason: str = "sandbox: connection dropped (fault)") -> None:
-        if self.drop_code is None:
-            self.drop_code, self.drop_reason = code, reason
-            self.send_ch.send_nowait(_DROP)
 
     def wants(self, address: str, market: str) -> bool:
         return self.address == address and (self.markets is None or market in self.markets)
@@ -116,42 +91,20 @@ class UserHub:
             c.drop(code, "sandbox: shutting down")
 
     async def serve(self, receive: Any, send: Any) -> None:
-        msg = await receive()
-        if msg["type"] != "websocket.connect":
+        if not await wsconn.accept(receive, send):
             return
-        await send({"type": "websocket.accept"})
         conn = UserConnection(self)
         self.conns.add(conn)
         self.stats["user_ws_connections"] += 1
+        stats = self.stats
+
+        def sent() -> None:
+            stats["user_ws_frames_sent"] += 1
+
         try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._writer, conn, send, nursery.cancel_scope)
-                while True:
-                    msg = await receive()
-                    if msg["type"] == "websocket.disconnect":
-                        break
-                    text = msg.get("text")
-                    if text is None and msg.get("bytes") is not None:
-                        text = msg["bytes"].decode("utf-8", "replace")
-                    if text is not None:
-                        self._on_message(conn, text)
-                nursery.cancel_scope.cancel()
+            await wsconn.serve(conn, receive, send, on_text=lambda text: self._on_message(conn, text), on_sent=sent)
         finally:
             self.conns.discard(conn)
-
-    async def _writer(self, conn: UserConnection, send: Any, scope: trio.CancelScope) -> None:
-        async for item in conn.recv_ch:
-            if conn.drop_code is not None or item is _DROP:
-                break
-            if conn.silent:
-                conn.frames_discarded += 1
-                continue
-            await send({"type": "websocket.send", "text": item})
-            conn.frames_sent += 1
-            self.stats["user_ws_frames_sent"] += 1
-        if conn.drop_code is not None:
-            await send({"type": "websocket.close", "code": conn.drop_code, "reason": conn.drop_reason})
-        scope.cancel()
 
     def _on_message(self, conn: UserConnection, text: str) -> None:
         if text.strip() == "PING":

@@ -7,66 +7,34 @@ and a PONG answers a PING only after every frame queued before it (tests use PIN
 
 from __future__ import annotations
 
-import itertools
 import json
-import math
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from . import faults as F
+from . import wsconn
+from .wsconn import WsConnection
 from .wire import encode
 
 if TYPE_CHECKING:
     from .exchange import ExchangeState
 
-_DROP = object()
-MAX_OUTBOX = 200_000  # frames queued for one socket before it is cut off as a slow consumer (close 1008)
-
-
-class MarketConnection:
-    _ids = itertools.count(1)
-
+class MarketConnection(WsConnection):
     def __init__(self, hub: MarketHub) -> None:
-        self.id = next(self._ids)
+        super().__init__()
         self.hub = hub
         self.subs: set[str] = set()
         self.sub_markets: set[str] = set()
         self.custom = False
         self.subscribed = False
-        self.half_open = False
-        self.stalled_until: float | None = None
-        self.stall_scope: trio.CancelScope | None = None
-        self.drop_code: int | None = None
-        self.drop_reason = ""
-        self.frames_sent = 0
-        self.frames_discarded = 0
-        self.send_ch, self.recv_ch = trio.open_memory_channel[Any](math.inf)
 
     @property
     def silent(self) -> bool:
         return self.half_open or self.hub.state.faults.half_open
 
-    def push(self, item: Any) -> None:
-        if self.drop_code is not None:
-            return
-        if self.send_ch.statistics().current_buffer_used >= MAX_OUTBOX:
-            self.hub.state.stats["slow_consumer_drops"] += 1
-            self.drop(1008, "sandbox: slow consumer")
-            return
-        self.send_ch.send_nowait(item)
-
-    def drop(self, code: int, reason: str = "sandbox: connection dropped (fault)") -> None:
-        if self.drop_code is None:
-            self.drop_code = code
-            self.drop_reason = reason
-            self.send_ch.send_nowait(_DROP)  # wakes an idle writer
-            if self.stall_scope is not None:
-                self.stall_scope.cancel()
-
-    def stall(self, seconds: float) -> None:
-        until = trio.current_time() + seconds
-        self.stalled_until = until if self.stalled_until is None else max(until, self.stalled_until)
+    def on_slow_consumer(self) -> None:
+        self.hub.state.stats["slow_consumer_drops"] += 1
 
     def wants(self, e: dict[str, Any]) -> bool:
         et = e.get("event_type")
@@ -159,49 +127,20 @@ class MarketHub:
 
     # ---- one connection -----------------------------------------------------------------------------------
     async def serve(self, receive: Any, send: Any) -> None:
-        msg = await receive()
-        if msg["type"] != "websocket.connect":
+        if not await wsconn.accept(receive, send):
             return
-        await send({"type": "websocket.accept"})
         conn = MarketConnection(self)
         self.conns.add(conn)
         self.state.stats["ws_connections"] += 1
+        stats = self.state.stats
+
+        def sent() -> None:
+            stats["ws_frames_sent"] += 1
+
         try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._writer, conn, send, nursery.cancel_scope)
-                while True:
-                    msg = await receive()
-                    if msg["type"] == "websocket.disconnect":
-                        break
-                    text = msg.get("text")
-                    if text is None and msg.get("bytes") is not None:
-                        text = msg["bytes"].decode("utf-8", "replace")
-                    if text is not None:
-                        self._on_message(conn, text)
-                nursery.cancel_scope.cancel()
+            await wsconn.serve(conn, receive, send, on_text=lambda text: self._on_message(conn, text), on_sent=sent)
         finally:
             self.conns.discard(conn)
-
-    async def _writer(self, conn: MarketConnection, send: Any, scope: trio.CancelScope) -> None:
-        async for item in conn.recv_ch:
-            while conn.drop_code is None and conn.stalled_until is not None:
-                if trio.current_time() >= conn.stalled_until:
-                    conn.stalled_until = None
-                    break
-                with trio.CancelScope() as conn.stall_scope:
-                    await trio.sleep_until(conn.stalled_until)
-                conn.stall_scope = None
-            if conn.drop_code is not None or item is _DROP:
-                break
-            if conn.silent:
-                conn.frames_discarded += 1
-                continue
-            await send({"type": "websocket.send", "text": item})
-            conn.frames_sent += 1
-            self.state.stats["ws_frames_sent"] += 1
-        if conn.drop_code is not None:
-            await send({"type": "websocket.close", "code": conn.drop_code, "reason": conn.drop_reason})
-        scope.cancel()
 
     def _on_message(self, conn: MarketConnection, text: str) -> None:
         st = self.state
