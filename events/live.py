@@ -11,7 +11,8 @@ arrived or as close to it as a sink can record it:
 - the heartbeat and the geoblock re-check (``HeartbeatStatus``, ``GeoblockStatus``; a failure also comes as a
   ``KillSwitch`` input);
 - the session's start: who trades (``LiveIdentity``, with a hash of the API key, never the key or a secret), the
-  preflight results (``PreflightCheck``) and the cleanup of orders an earlier run left (``StartupCleanup``).
+  preflight results (``PreflightCheck``), the cleanup of orders an earlier run left (``StartupCleanup``) and the
+  outcome tokens the wallet already holds (``StartingInventory``).
 
 The live core executor (``actors.core.live``) turns these into the shared vocabulary (``Fill``,
 ``ExchangeReply``, ``KillSwitch``); ``UserFrameError`` is its parse-error report. No event here ever holds a
@@ -23,7 +24,7 @@ from typing import Annotated, Literal
 
 from msgspec import Meta
 
-from events.base import Event, Price, Seq, Side, Size
+from events.base import Event, Price, Record, Seq, Side, Size
 
 ConnState = Literal["connecting", "connected", "disconnected"]
 Salt = Annotated[int, Meta(ge=0, le=2**53 - 1)]
@@ -64,6 +65,35 @@ class StartupCleanup(Event, tag="lsc"):
     remaining: tuple[str, ...]
     ok: bool
     detail: str = ""
+
+
+class TokenBalance(Record):
+    """How many shares of one outcome token (micro-shares)."""
+
+    token_id: str
+    balance: Size
+
+
+class StartingInventory(Event, tag="lsi"):
+    """The outcome tokens the wallet holds at start (the venue's ``GET /balance-allowance?asset_type=CONDITIONAL``
+    of every allow-listed token, read after the startup cleanup), journaled right after ``StartupCleanup``.
+
+    ``ok``: every balance was read and agrees with what the previous run of this wallet ended with (``expected``,
+    from its journal ``expected_run``) within ``tolerance``, or the operator accepted the difference. The risk gate
+    and the portfolio start from ``balances`` (docs/live.md, "Starting inventory"), and the gate's stale-feed clock
+    starts only when the market feed starts. Not ok: the session refuses to start (``detail`` says why); the gate
+    halts. Absent (paper runs, journals recorded before it existed): every position starts at 0, as before.
+    """
+
+    balances: tuple[TokenBalance, ...]
+    ok: bool = True
+    detail: str = ""
+    expected: tuple[TokenBalance, ...] = ()
+    """The positions the previous run of this wallet (same address, funder and exchange) ended with, where known."""
+    expected_run: str = ""
+    """The run id of that run ("" when none is known)."""
+    tolerance: Size = 0
+    """The allowed difference per token (``live.position_tolerance``)."""
 
 
 class OrderSigned(Event, tag="lsg"):

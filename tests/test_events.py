@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from events import ALL_EVENTS, SCHEMA_FINGERPRINT, Envelope, EventDecodeError, decode, encode
 from events.control import RunStarted, Tick
+from events.live import StartingInventory, TokenBalance
 from events.market import BookChanged, FeedFrame
 from events.orders import OrderIntent, Quote, DesiredQuotes
 from events.params import CoreParams
@@ -95,6 +96,10 @@ def golden_envelopes() -> list[Envelope]:
             fair=480_000)),
         Envelope(ts_ns=1_700_000_000_000_000_002, src="orders", cause=4, ev=OrderIntent(
             client_id="o4.0", condition_id="0xm", token_id="1", side="BUY", price=470_000, size=10_000_000)),
+        Envelope(ts_ns=1_700_000_000_000_000_003, src="session", cause=0, ev=StartingInventory(
+            balances=(TokenBalance(token_id="1", balance=30_000_000), TokenBalance(token_id="2", balance=0)),
+            detail="held: 30 shares of 1", expected=(TokenBalance(token_id="1", balance=30_000_000),),
+            expected_run="golden-0", tolerance=10_000)),
     ]
 
 
