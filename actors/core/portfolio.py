@@ -20,8 +20,18 @@ Units: positions in micro-shares, cash and PnL in micro-dollars, all integers.
 - **Mark-to-market.** ``mtm = cash + floor(position * mark / 1e6)``: the token's whole PnL if closed at the mark
   (floor: never flattering, for longs or shorts). Summed over a YES/NO pair it values a YES+NO pair at the sum of
   the two mids, which is one dollar when the books mirror each other: a merge, reflected through the marks.
+- **Starting inventory** (``StartingInventory``, live only, once, before any fill; ``ok`` only). Tokens the
+  wallet already held count as position from the start. What they cost is not known (bought in an earlier run, or
+  elsewhere), so they are entered as bought at the token's **first valid mark** (a buy of that many shares at that
+  mid, with the usual cash rounding): the run's PnL starts at 0 (at most 1 micro-dollar below) rather than at a
+  windfall of their whole value, and from then on it moves with the mark and the trades like any other position.
+  Until that mark they are a position with no cash and no basis (``mtm`` 0: nothing is claimed for them). Selling
+  them realizes against that entry. Because the entry is the first of the token's ledger, a ``FAILED`` rebuild
+  starts from it. A ``Position`` is emitted for each held token at once (so the quoter and the risk gate see it)
+  and again at its first mark. Absent (paper, older journals): every position starts at 0, as before.
 - **Output.** ``Position(token_id, position, cash, realized, mark, mtm)`` after each fill that changes the token,
-  and when a token with a non-zero position gets a new mark (never on every frame while flat).
+  when a token with a non-zero position gets a new mark (never on every frame while flat), and for the starting
+  inventory (above).
 """
 from __future__ import annotations
 
@@ -30,6 +40,7 @@ from typing import ClassVar
 from actors.core.base import InvariantError
 from events.base import MICRO, Event
 from events.codec import Envelope
+from events.live import StartingInventory
 from events.market import BookChanged
 from events.orders import Fill, Position
 from events.params import CoreParams
@@ -52,7 +63,7 @@ def _div_trunc(a: int, b: int) -> int:
 class TokenAccount:
     """One token's ledger and the state derived from it."""
 
-    __slots__ = ("basis", "cash", "last_price", "ledger", "position", "realized")
+    __slots__ = ("basis", "cash", "entry", "last_price", "ledger", "position", "realized", "start")
 
     def __init__(self) -> None:
         self.ledger: dict[tuple[str, str], tuple[str, int, int]] = {}
@@ -62,6 +73,10 @@ class TokenAccount:
         self.basis = 0
         self.realized = 0
         self.last_price = 0
+        self.start = 0
+        """Shares held at start (``StartingInventory``)."""
+        self.entry: int | None = None
+        """The price the starting inventory is entered at (its first valid mark); None: not marked yet."""
 
     def apply(self, side: str, price: int, size: int) -> None:
         delta = size if side == "BUY" else -size
@@ -88,6 +103,11 @@ class TokenAccount:
 
     def rebuild(self) -> None:
         self.position = self.cash = self.basis = self.realized = self.last_price = 0
+        if self.start:
+            if self.entry is None:
+                self.position = self.start  # held, not priced yet: no cash, no basis
+            else:
+                self.apply("BUY", self.entry, self.start)
         for side, price, size in self.ledger.values():
             self.apply(side, price, size)
 
@@ -96,12 +116,13 @@ class Portfolio:
     """Positions, cash, realized and mark-to-market PnL per token. See the module docstring."""
 
     name: ClassVar[str] = "portfolio"
-    consumes: ClassVar[tuple[type[Event], ...]] = (Fill, BookChanged)
+    consumes: ClassVar[tuple[type[Event], ...]] = (Fill, BookChanged, StartingInventory)
 
     def __init__(self, params: CoreParams) -> None:
         self.params = params
         self.accounts: dict[str, TokenAccount] = {}
         self.marks: dict[str, int] = {}
+        self.inventory = False
 
     def step(self, seq: int, env: Envelope) -> list[Event]:
         ev = env.ev
@@ -112,7 +133,30 @@ class Portfolio:
             return self._fill(ev)  # type: ignore[arg-type]
         if isinstance(ev, BookChanged):
             return self._mark(ev)
+        if isinstance(ev, StartingInventory):
+            return self._inventory(ev)
         return []
+
+    def _inventory(self, ev: StartingInventory) -> list[Event]:
+        if self.inventory:
+            raise InvariantError("portfolio: a second StartingInventory in one run")
+        self.inventory = True
+        if not ev.ok:
+            return []
+        out: list[Event] = []
+        for b in ev.balances:
+            if b.balance <= 0:
+                continue
+            acct = self.accounts.get(b.token_id)
+            if acct is None:
+                acct = self.accounts[b.token_id] = TokenAccount()
+            if acct.ledger or acct.start:
+                raise InvariantError(f"portfolio: starting inventory of {b.token_id} after its fills")
+            acct.start = b.balance
+            acct.entry = self.marks.get(b.token_id)  # a book came first (not in the live boot order): entered now
+            acct.rebuild()
+            out.append(self.position(b.token_id))
+        return out
 
     def _fill(self, ev: Fill) -> list[Event]:
         acct = self.accounts.get(ev.token_id)
@@ -141,7 +185,13 @@ class Portfolio:
             return []
         marks[token] = mid
         acct = self.accounts.get(token)
-        if acct is None or acct.position == 0:
+        if acct is None:
+            return []
+        if acct.start and acct.entry is None:  # the starting inventory's first mark: entered at it
+            acct.entry = mid
+            acct.rebuild()
+            return [self.position(token)]
+        if acct.position == 0:
             return []
         return [self.position(ev.token_id)]
 

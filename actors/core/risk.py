@@ -20,14 +20,18 @@ Trading states (``TradingState`` is emitted on every change, and once at start)
 
 Kill-switch triggers (checked on every event the gate sees, before applying it, from envelope time only)
 - ``feed_stale``: now - (last ``FeedFrame`` of the current connection, or ``FeedStatus(connected)``, or
-  ``RunStarted`` before any) > ``feed_stale_ns``.
+  ``RunStarted`` before any) > ``feed_stale_ns``. In a run that journals ``StartingInventory`` (live) before any
+  feed event, the clock is paused from there until the first ``FeedStatus`` or ``FeedFrame`` (the market feed
+  starting), which restarts it: the live session starts the feed only once the venue side is up (heartbeat, user
+  channel), and that wait must not count as a silent feed. Nothing can be placed meanwhile (no book, no reference
+  price). Without the event (paper, older journals) the clock runs from ``RunStarted`` as before.
 - ``book_invalid``: a configured market's token has had an invalid book (``valid=False`` or crossed) for longer
   than ``book_invalid_ns``. Counted from its first invalid ``BookChanged``.
 - ``error_rate``: ``error_burst`` failed ``ExchangeReply`` (``ok=False``) within ``error_window_ns``. A cancel that
   lost a race (``lost_cancel_race``: the venue says the order is already matched, or not found / already canceled)
   is not counted; every other failure is, unknown outcomes included.
-- ``position_limit``: an actual position (the gate's own sum of fills, or a ``Position`` from the portfolio) beyond
-  ``max_position``.
+- ``position_limit``: an actual position (the gate's own sum of fills and starting inventory, or a ``Position`` from
+  the portfolio) beyond ``max_position``; also a starting inventory already beyond it (see below).
 - ``loss_limit`` / ``daily_loss``: PnL below ``-max_loss``, or PnL since the start of the run's current UTC day
   (event time) below ``-daily_loss``. PnL is the more pessimistic of the portfolio's (sum over tokens of the latest
   ``Position.mtm``, which the portfolio defines as the token's whole PnL, ``cash + position x mark``: realized PnL
@@ -50,8 +54,22 @@ would_cross (post-only: buy >= best ask, sell <= best bid), unknown_order_pendin
 unknown state), fill_burst (``fill_burst`` fills on this token and side within ``fill_window_ns``), duplicate (same
 token, side, price and size as an open order not being cancelled), open_orders_limit, position_limit (buys),
 insufficient_position (sells: only what is surely held can be sold, net of open sells; the venue would refuse the
-rest for balance, and a short has no worst case short of 1 dollar a share), total_notional_limit, throttled (order
-bucket, or cancel budget exhausted).
+rest for balance, and a short has no worst case short of 1 dollar a share), total_notional_limit (buys only: a
+sell that passed ``insufficient_position`` adds no exposure; journals recorded before this rule never had a total
+above the cap, so for them it decides the same), throttled (order bucket, or cancel budget exhausted).
+
+Starting inventory (``StartingInventory``, live only, once, before any fill): the outcome tokens the wallet already
+holds count as position from then on, exactly like filled ones: for ``max_position`` (buys), reduce-only,
+``insufficient_position`` (they can be sold), total exposure and the loss limits. Their cost is unknown: until the
+token's first valid two-sided book they count 1 dollar a share toward the total (the most a share can cost) and 0
+toward PnL (an unmarked long is worth 0, no cash was paid); at that first mark they are entered as bought at it
+(cost and cash = shares x the mid rounded up), so the run's PnL starts at 0, never at a windfall, and moves with
+the mark from there. A token held beyond ``max_position`` at start halts at once (``position_limit``, "starting
+position ... held before this run"): only the operator can decide what to do with inventory that large (sell it
+by hand or raise the cap); the in-run rule halts for the same position, so the start is not more lenient. A
+starting inventory over ``max_total_notional`` is not a halt: buys are refused until the exposure is back under
+the cap, and sells of held shares pass (a sell within what is surely held adds no exposure, so the total is only
+checked for buys). ``ok=False`` (the session refuses to start): the gate halts (``preflight_failed``).
 
 Exposure is worst case: every open order and every in-flight one (approved, with no terminal answer yet; including
 orders with a pending cancel, and orders in an unknown state) is assumed to fill completely, and every fill that is
@@ -108,6 +126,7 @@ from actors.core.buckets import TokenBucket
 from events.base import MICRO, Event
 from events.codec import Envelope
 from events.control import KillSwitch, OperatorStop, RunStarted, Tick, TradingState
+from events.live import StartingInventory
 from events.market import BookChanged, FeedFrame, FeedStatus
 from events.orders import (
     CancelAll,
@@ -245,6 +264,7 @@ class RiskGate:
         OperatorStop,
         KillSwitch,
         ReduceOnly,
+        StartingInventory,
     )
 
     def __init__(self, params: CoreParams) -> None:
@@ -265,6 +285,11 @@ class RiskGate:
         self._feed_ns = 0
         self._conn = 0
         self._feed_up = True
+        self._feed_wait = False
+        """``StartingInventory`` came before any feed event: the stale-feed clock waits for the feed to start."""
+        self._inventory = False
+        self._entry: dict[str, int] = {}
+        """Starting inventory not yet entered at a mark: token -> shares (see the module docstring)."""
         # books
         self._books: dict[str, _Book] = {}
         self._broken_since: dict[str, int] = {}
@@ -369,12 +394,18 @@ class RiskGate:
         self._on_cancel(seq, ev, now, out)
 
     def _h_frame(self, seq: int, ev: FeedFrame, now: int, out: list[Event]) -> None:
+        if self._feed_wait:  # the market feed started: the stale-feed clock starts now
+            self._feed_wait = False
+            self._feed_ns = now
         if ev.conn >= self._conn:
             self._conn = ev.conn
             self._feed_ns = now
             self._feed_up = True
 
     def _h_status(self, seq: int, ev: FeedStatus, now: int, out: list[Event]) -> None:
+        if self._feed_wait:  # the market feed started (``connecting``): the stale-feed clock starts now
+            self._feed_wait = False
+            self._feed_ns = now
         if ev.conn >= self._conn:
             self._conn = ev.conn
             self._feed_up = ev.state == "connected"
@@ -403,6 +434,9 @@ class RiskGate:
 
     def _h_reduce(self, seq: int, ev: ReduceOnly, now: int, out: list[Event]) -> None:
         self._reduce(ev.reason or "operator reduce", out)
+
+    def _h_inventory(self, seq: int, ev: StartingInventory, now: int, out: list[Event]) -> None:
+        self._on_inventory(ev, now, out)
 
     # ------------------------------------------------------------------ state changes
     def _halt(self, reason: str, detail: str, now: int, out: list[Event], *, announce: bool = True) -> None:
@@ -448,6 +482,51 @@ class RiskGate:
         else:
             out.append(TradingState(state="ACTIVE", reason="run started"))
 
+    def _on_inventory(self, ev: StartingInventory, now: int, out: list[Event]) -> None:
+        if not self.started:
+            raise InvariantError("risk: StartingInventory before RunStarted")
+        if self._inventory:
+            raise InvariantError("risk: a second StartingInventory in one run")
+        if self._trades:
+            raise InvariantError("risk: StartingInventory after a fill")
+        self._inventory = True
+        if self._conn == 0:  # no feed event yet: the stale clock starts with the feed (module docstring)
+            self._feed_wait = True
+        if not ev.ok:
+            self._halt("preflight_failed", f"starting inventory not known: {ev.detail}", now, out)
+            return
+        limit = self._p.max_position
+        beyond: list[str] = []
+        for b in ev.balances:
+            held = b.balance
+            if held <= 0:
+                continue
+            token = b.token_id
+            self._pos[token] = self._pos.get(token, 0) + held
+            self._cost[token] = self._cost.get(token, 0) + held * MICRO  # 1 dollar a share until marked
+            self._entry[token] = self._entry.get(token, 0) + held
+            self._own = None
+            mark2 = self._marks.get(token)
+            if mark2 is not None:  # a book came first (not in the live boot order): entered at once
+                self._enter(token, mark2)
+            if not (self._pos[token] <= limit):
+                beyond.append(f"{shares(self._pos[token])} in {token}")
+        if beyond:
+            self._halt("position_limit", f"starting position {', '.join(beyond)} beyond {shares(limit)}: held before "
+                       "this run; sell it by hand or raise risk.max_position", now, out)
+
+    def _enter(self, token: str, mark2: int) -> None:
+        """Enter the starting inventory of ``token`` as bought at its first valid mid (``mark2`` is twice the mid),
+        rounded up: cost and cash of shares x entry, so that its PnL starts at 0 (never above)."""
+        held = self._entry.pop(token)
+        entry = (mark2 + 1) // 2
+        if self._pos.get(token, 0) == held and self._cash.get(token, 0) == 0:
+            self._cost[token] = held * entry
+            self._cash[token] = -held * entry
+        else:  # a fill came first (only an unknown order can: already halted): entered at 1 dollar, pessimistic
+            self._cash[token] = self._cash.get(token, 0) - held * MICRO
+        self._own = None
+
     # ------------------------------------------------------------------ time-driven triggers
     def _on_time(self, now: int, out: list[Event]) -> None:
         day = now // DAY_NS
@@ -478,7 +557,7 @@ class RiskGate:
             return
         p = self._p
         silent = now - self._feed_ns
-        if silent > p.feed_stale_ns:
+        if silent > p.feed_stale_ns and not self._feed_wait:
             self._halt("feed_stale", f"no feed frame or connect for {duration(silent)} (limit {duration(p.feed_stale_ns)})", now, out)
             return
         for token, since in self._broken_since.items():
@@ -500,6 +579,8 @@ class RiskGate:
             if self._marks.get(token) != mark2:
                 self._marks[token] = mark2
                 self._own = None
+                if self._entry and token in self._entry:
+                    self._enter(token, mark2)
         if token in self._market_of:
             if (not book.valid) or (bid > 0 and ask > 0 and bid >= ask):  # book.broken()
                 self._broken_since.setdefault(token, now)
@@ -610,24 +691,25 @@ class RiskGate:
                 return "insufficient_position", f"sell {shares(ev.size)} + open sells {shares(sells)} > held {shares(held)}"
             if not (held - sells - ev.size >= -p.max_position):  # implied by the line above; kept explicit
                 return "position_limit", f"worst case {shares(held - sells - ev.size)} < {shares(-p.max_position)}"
-        exposed = dict.fromkeys(t for t, q in self._pos.items() if q != 0)  # _exposed_tokens(), from the sums above
-        exposed.update(dict.fromkeys(t for t, u in self._unconf.items() if any(u)))
-        exposed.update(dict.fromkeys(resting))
-        total = 0
-        cost = self._cost
-        positions = self._pos
-        unconf = self._unconf
-        for t in exposed:  # self._token_exposure(t, 0, "BUY", 0), inlined
-            if t != token:
-                _, t_sells, t_buy_notional = resting.get(t, _NO_RESTING)
-                t_ub, _, t_uc = unconf.get(t, _NO_UNCONF)
-                t_pos = positions.get(t, 0)
-                short_worst = t_sells - (t_pos - t_ub)
-                total += ((cost.get(t, 0) if t_pos > 0 else 0) + t_uc + t_buy_notional
-                          + (short_worst * MICRO if short_worst > 0 else 0))
-        total += self._token_exposure(token, ev.size, ev.side, ev.price, resting)
-        if not (total <= p.max_total_notional * MICRO):
-            return "total_notional_limit", f"worst case {usd(total // MICRO)} > {usd(p.max_total_notional)}"
+        if ev.side == "BUY":  # a sell that got here is within what is surely held: it adds no exposure (note above)
+            exposed = dict.fromkeys(t for t, q in self._pos.items() if q != 0)  # _exposed_tokens(), from the sums above
+            exposed.update(dict.fromkeys(t for t, u in self._unconf.items() if any(u)))
+            exposed.update(dict.fromkeys(resting))
+            total = 0
+            cost = self._cost
+            positions = self._pos
+            unconf = self._unconf
+            for t in exposed:  # self._token_exposure(t, 0, "BUY", 0), inlined
+                if t != token:
+                    _, t_sells, t_buy_notional = resting.get(t, _NO_RESTING)
+                    t_ub, _, t_uc = unconf.get(t, _NO_UNCONF)
+                    t_pos = positions.get(t, 0)
+                    short_worst = t_sells - (t_pos - t_ub)
+                    total += ((cost.get(t, 0) if t_pos > 0 else 0) + t_uc + t_buy_notional
+                              + (short_worst * MICRO if short_worst > 0 else 0))
+            total += self._token_exposure(token, ev.size, ev.side, ev.price, resting)
+            if not (total <= p.max_total_notional * MICRO):
+                return "total_notional_limit", f"worst case {usd(total // MICRO)} > {usd(p.max_total_notional)}"
         if not self._cancels_bucket.available(now):
             return "throttled", "cancel budget exhausted"
         if not self._orders_bucket.take(now):
@@ -879,6 +961,7 @@ def _dispatch_entry(t: type) -> tuple[_Handler | None, bool]:
         (OrderState, RiskGate._h_order_state),
         (OperatorStop, RiskGate._h_stop),
         (ReduceOnly, RiskGate._h_reduce),
+        (StartingInventory, RiskGate._h_inventory),
     ):
         if issubclass(t, cls):
             return handler, True  # type: ignore[return-value]

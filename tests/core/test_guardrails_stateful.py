@@ -3,13 +3,15 @@
 Hypothesis drives random books (valid, invalid, one-sided, crossed, tick changes), random desired quotes (including
 unlisted tokens, off-tick prices, zero and oversized sizes), a fake venue that answers at random (live, rejected,
 unknown, cancelled, failed cancels, partial fills MATCHED/CONFIRMED/FAILED, cancel-all), time jumps that make the
-feed stale, PnL reports, operator stops, reduce-only and external kill switches, with limits drawn within ranges.
+feed stale, PnL reports, operator stops, reduce-only and external kill switches, with limits drawn within ranges;
+sometimes the run starts holding tokens (``StartingInventory``, within the limits), as a live run can.
 After every step:
 - every approved place satisfies every static limit (size, notional, allowlist, tick grid and range, price band
   against the book the gate saw, no crossing) and none is approved after a kill switch or in HALTED;
 - every intent got exactly one decision, in the same cascade;
 - worst-case exposure is within the limits (per-token long/short, total notional), whatever fills and replies did;
-- the gate's positions equal the sum of the fills (first MATCHED/CONFIRMED counts, FAILED reverses);
+- the gate's positions equal the starting inventory plus the sum of the fills (first MATCHED/CONFIRMED counts,
+  FAILED reverses);
 - the kill switch fired at most once, with CancelAll after it, and HALTED never un-latches; states only move
   ACTIVE -> REDUCING -> HALTED; no actor ever crashed (no internal_error).
 """
@@ -24,6 +26,7 @@ from actors.core.risk import RiskGate
 from actors.sequencer import Sequencer
 from events.base import MICRO
 from events.control import KillSwitch, OperatorStop, RunStarted, Tick, TradingState
+from events.live import StartingInventory, TokenBalance
 from events.market import BookChanged, FeedFrame, FeedStatus
 from events.orders import (
     CancelAll,
@@ -85,8 +88,9 @@ order_params = st.builds(
 
 
 class Guardrails(RuleBasedStateMachine):
-    @initialize(risk=risk_params, orders=order_params)
-    def setup(self, risk: RiskParams, orders: OrderParams) -> None:
+    @initialize(risk=risk_params, orders=order_params,
+                start=st.one_of(st.none(), st.lists(st.integers(0, 30), min_size=4, max_size=4)))
+    def setup(self, risk: RiskParams, orders: OrderParams, start: list[int] | None) -> None:
         self.p = CoreParams(markets=MARKETS, risk=risk, orders=orders, fills="live")
         self.om = OrderManager(self.p)
         self.gate = RiskGate(self.p)
@@ -107,6 +111,15 @@ class Guardrails(RuleBasedStateMachine):
         self.k = 0
         self.submit("session", RunStarted(run_id="h", mode="prove", version="0", seed=0, config_hash="",
                                           params=self.p))
+        if start is not None:  # held before the run: within max_position, and within the total at 1 dollar a share
+            room = risk.max_total_notional
+            held = []
+            for token, n in zip(TOKENS, start, strict=True):
+                n = min(n * S, risk.max_position, room)
+                room -= n
+                held.append(TokenBalance(token_id=token, balance=n))
+                self.fill_sum[token] = n
+            self.submit("session", StartingInventory(balances=tuple(held)))
         self.submit("feed", FeedStatus(conn=1, state="connected"))
         for token in TOKENS:
             self.book(token, 47, 4, True, False, None)
