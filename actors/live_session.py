@@ -8,9 +8,14 @@ Boot order (each step finishes before the next starts):
    version, balance, the one-time smoke order); the markets and their neg-risk flags are looked up;
 3. if preflight passed: orders this wallet left open (an earlier run that crashed) are cancelled and the venue
    confirms none is open; a 425 (engine restart) or 429 is waited out up to ``CLEANUP_WAIT_S`` (``VenuePatience``).
-   This comes before the journal, because ``RunStarted`` starts the risk gate's clocks (a stale feed halts);
-4. the journal is opened: ``RunStarted(mode="live")``, ``LiveIdentity``, one ``PreflightCheck`` per check, then the
-   cleanup's ``StartupCleanup``; a failed check or cleanup -> ``RunEnded`` and the session refuses to start;
+   Then, once no order is open (so nothing can fill any more), the starting inventory: the CONDITIONAL balance of
+   every allow-listed token, judged against what the previous run of this wallet ended with
+   (``actors.edge.inventory``; same patience, its own deadline). This comes before the journal, because
+   ``RunStarted`` starts the risk gate's clocks (a stale feed halts);
+4. the journal is opened: ``RunStarted(mode="live")``, ``LiveIdentity``, one ``PreflightCheck`` per check, the
+   cleanup's ``StartupCleanup``, then ``StartingInventory`` (before anything else starts, so the risk gate and the
+   portfolio hold it before any intent; from it the gate's stale-feed clock waits for the market feed to start);
+   a failed check, cleanup or inventory -> ``RunEnded`` and the session refuses to start (one line);
 5. sequencer + group commit; sinks: executor, resync fetcher, status writer, console; edges: heartbeat (its first
    beat must succeed), user channel (connected and reconciled), geoblock re-check, clock, and only then the market
    feed, so nothing is quoted before the venue side is ready.
@@ -45,6 +50,7 @@ from actors.edge.exchange import (
 )
 from actors.edge.feed import FeedSettings, MarketFeed
 from actors.edge.heartbeat import GeoblockWatch, Heartbeat
+from actors.edge.inventory import KnownPositions, previous_positions, starting_inventory
 from actors.edge.keymask import KeyMask
 from actors.edge.rest import BookFetcher, DiscoveryError
 from actors.edge.signing import OrderSigner, SignatureError
@@ -67,9 +73,10 @@ from actors.sink.stats import SessionStats
 from actors.wiring import build_core
 from events.base import Event
 from events.control import OperatorStop, RunEnded, RunStarted
-from events.live import LiveIdentity, StartupCleanup
+from events.live import LiveIdentity, StartingInventory, StartupCleanup
 from events.market import ResyncRequest
 from events.params import CoreParams, MarketParams
+from events.units import shares
 from journal import Journal
 from pmm.config import AppConfig, config_hash
 from pmm.preflight import Check, PreflightResult, run_preflight
@@ -126,9 +133,11 @@ class VenuePatience:
     orders, cancel-all). Waits are on trio's clock; each is reported through ``say`` and counted for the journal
     (``summary``)."""
 
-    def __init__(self, wait_s: float = CLEANUP_WAIT_S, say: Callable[[str], None] = lambda _: None) -> None:
+    def __init__(self, wait_s: float = CLEANUP_WAIT_S, say: Callable[[str], None] = lambda _: None,
+                 what: str = "startup cleanup") -> None:
         self.wait_s = wait_s
         self.say = say
+        self.what = what
         self.deadline: float | None = None
         self.waited_s = 0.0
         self.waits: dict[int, int] = {}
@@ -161,7 +170,7 @@ class VenuePatience:
                                         exc.retry_after) from None
                 delay = max(0.0, min(delay, left))
                 self.waits[exc.status] = self.waits.get(exc.status, 0) + 1
-                self.say(f"startup cleanup: HTTP {exc.status}, {why}: retrying in {delay:g} s "
+                self.say(f"{self.what}: HTTP {exc.status}, {why}: retrying in {delay:g} s "
                          f"({left:.0f} s left of {self.wait_s:g} s)")
                 await trio.sleep(delay)
                 self.waited_s += delay
@@ -216,11 +225,20 @@ async def startup_cleanup(rest: ExchangeRest, *, rounds: int = CLEANUP_ROUNDS,
     return result(found, cancelled, remaining, ok, detail)
 
 
-async def _unless_stopped(work: Callable[[], Awaitable[StartupCleanup]], stop: trio.Event | None,
-                          handle_signals: bool) -> StartupCleanup:
-    """The startup cleanup, unless the operator stops the session first (it may wait minutes for the venue): then
-    a failed ``StartupCleanup`` saying so (nothing was placed; whether leftovers were cancelled is not confirmed)."""
-    done: list[StartupCleanup] = []
+def _cleanup_stopped(why: str) -> StartupCleanup:
+    return StartupCleanup(found=(), cancelled=(), remaining=(), ok=False,
+                          detail=f"{why} during the startup cleanup: not confirmed that no order is open")
+
+
+def _inventory_stopped(why: str) -> StartingInventory:
+    return StartingInventory(balances=(), ok=False, detail=f"{why} while reading the starting inventory")
+
+
+async def _unless_stopped(work: Callable[[], Awaitable[T]], stop: trio.Event | None, handle_signals: bool,
+                          stopped: Callable[[str], T] = _cleanup_stopped) -> T:  # type: ignore[assignment]
+    """A startup step (the cleanup, the inventory), unless the operator stops the session first (it may wait minutes
+    for the venue): then ``stopped(why)``, a failed result saying so (nothing was placed)."""
+    done: list[T] = []
     async with trio.open_nursery() as n:
 
         async def run() -> None:
@@ -229,8 +247,7 @@ async def _unless_stopped(work: Callable[[], Awaitable[StartupCleanup]], stop: t
 
         async def watch() -> None:
             why = await _wait_for_stop(None, stop, handle_signals)
-            done.append(StartupCleanup(found=(), cancelled=(), remaining=(), ok=False,
-                                       detail=f"{why} during the startup cleanup: not confirmed that no order is open"))
+            done.append(stopped(why))
             n.cancel_scope.cancel()
 
         n.start_soon(run)
@@ -266,8 +283,11 @@ async def run_live_session(
     executor_settings: ExecutorSettings | None = None,
     wall_s: Callable[[], float] = time.time,
     cleanup_wait_s: float = CLEANUP_WAIT_S,
+    accept_positions: bool = False,
 ) -> SessionResult:
-    """Run one live session to its end. Raises ``SessionError`` (one line, no secret) when it may not start."""
+    """Run one live session to its end. Raises ``SessionError`` (one line, no secret) when it may not start.
+    ``accept_positions``: start even when the wallet's positions differ from the end of its previous run (the
+    operator looked: ``pmm live --accept-positions``); the difference is journaled."""
     clock = clock or WallClock()
     live = cfg.live
     lock: WalletLock | None = None
@@ -284,7 +304,8 @@ async def run_live_session(
             return await _run(cfg, endpoints, client, duration_s=duration_s, journal_root=Path(journal_root),
                               clock=clock, out=out, stop=stop, handle_signals=handle_signals,
                               print_every_s=print_every_s, env=env, explicit_caps=explicit_caps,
-                              executor_settings=executor_settings, wall_s=wall_s, cleanup_wait_s=cleanup_wait_s)
+                              executor_settings=executor_settings, wall_s=wall_s, cleanup_wait_s=cleanup_wait_s,
+                              accept_positions=accept_positions)
     finally:
         if lock is not None:
             lock.release()
@@ -307,6 +328,7 @@ async def _run(
     executor_settings: ExecutorSettings | None,
     wall_s: Callable[[], float],
     cleanup_wait_s: float,
+    accept_positions: bool,
 ) -> SessionResult:
     live = cfg.live
     pre: PreflightResult = await run_preflight(cfg, endpoints, client, explicit_caps=explicit_caps, env=env,
@@ -329,6 +351,7 @@ async def _run(
         out(f"pmm live: {c.line()}")
     rest: ExchangeRest | None = None
     cleanup: StartupCleanup | None = None
+    inventory: StartingInventory | None = None
     if passed and signer is not None and creds is not None:
         # Before the journal is opened: it may wait minutes for the venue (425/429), and RunStarted starts the risk
         # gate's clocks (no market frame for feed_stale_ns after it trips the kill switch). Journaled just below.
@@ -337,6 +360,19 @@ async def _run(
         cleanup = mask.event(await _unless_stopped(lambda: startup_cleanup(rest, patience=patience), stop,
                                                    handle_signals))
         out(f"pmm live: startup cleanup: {cleanup.detail}")
+        if cleanup.ok:  # no order open: the balances cannot move under us any more (docs/live.md)
+            known: KnownPositions = previous_positions(
+                journal_root, address=signer.address, funder=signer.maker if signer.maker != signer.address else "",
+                exchange=endpoints.rest_url)
+            tokens_in_order = [t for m in markets for t in (m.yes_token, m.no_token)]
+            inv_patience = VenuePatience(cleanup_wait_s, say=lambda line: out(f"pmm live: {line}"),
+                                         what="starting inventory")
+            inventory = mask.event(await _unless_stopped(
+                lambda: starting_inventory(rest, tokens_in_order, call=inv_patience.call, known=known,
+                                           tolerance=live.position_tolerance, accept=accept_positions,
+                                           waited=inv_patience.summary),
+                stop, handle_signals, _inventory_stopped))
+            out(f"pmm live: starting inventory: {inventory.detail}")
     params = CoreParams(markets=markets, quoter=cfg.quoter, orders=cfg.orders, risk=cfg.risk, sim=cfg.sim,
                         fills="live", quoting=True)
     seed = cfg.seed or (clock.now_ns() & 0x7FFF_FFFF_FFFF_FFFF)
@@ -349,9 +385,11 @@ async def _run(
     sequencer = Sequencer(sink, build_core(params))
     stats = SessionStats()
     notes = [c.line() for c in checks]
+    boot: list = []
+    """What the boot inputs journaled (a halt, the starting positions): fed to the status like the rest."""
 
     def submit(src: str, ev: Event) -> None:
-        sequencer.submit(src, clock.now_ns(), mask.event(ev))
+        boot.extend(sequencer.submit(src, clock.now_ns(), mask.event(ev)))
 
     try:
         submit("session", RunStarted(run_id=run_id, mode="live", version=run_version(), seed=seed, config_hash=chash,
@@ -370,16 +408,27 @@ async def _run(
             raise SessionError(f"preflight failed: {bad.name}: {bad.detail}; nothing was traded (journal {run_dir})")
         submit("session", cleanup)
         sink.flush()
-        if not cleanup.ok:
+        if not cleanup.ok or inventory is None:
             submit("session", RunEnded(reason="startup cleanup failed"))
             raise SessionError(f"startup cleanup failed: {cleanup.detail} (journal {run_dir})")
+        submit("session", inventory)  # before anything else starts: the core holds it before any intent
+        sink.flush()
+        if not inventory.ok:
+            submit("session", RunEnded(reason="starting inventory refused"))
+            raise SessionError(f"starting inventory: {inventory.detail} (journal {run_dir})")
     except BaseException:
         journal.close()
         raise
+    stats.feed_all(boot)
     stats.mode, stats.run_id, stats.started_ns = "live", run_id, clock.now_ns()
     out(f"pmm live: run {run_id}, wallet {signer.address}, {len(markets)} market(s) on {endpoints.rest_url}")
     if halt:
         out(f"pmm live: the previous run crashed while halted ({halt}): trading stays HALTED in this run")
+    over = [b for b in inventory.balances if b.balance > params.risk.max_position]
+    if over:
+        out(f"pmm live: the wallet already holds more than risk.max_position ({shares(params.risk.max_position)}) of "
+            + ", ".join(f"token {b.token_id} ({shares(b.balance)})" for b in over)
+            + ": trading is HALTED in this run (position_limit); sell it by hand or raise the cap")
 
     in_tx, in_rx = trio.open_memory_channel(1024)
 
@@ -464,7 +513,7 @@ async def _run(
 
 # ---------------------------------------------------------------- pmm live
 def live_main(argv: list[str] | None = None) -> int:
-    """``pmm live [--config FILE] [--exchange URL] [--duration S] [--journal DIR]``.
+    """``pmm live [--config FILE] [--exchange URL] [--duration S] [--journal DIR] [--accept-positions]``.
 
     Exit 0: stopped by the operator and confirmed that no order is open; 1: refused (preflight, cleanup, lock),
     halted by a kill switch other than the operator's, or not confirmed flat; 2: unusable input."""
@@ -480,6 +529,9 @@ def live_main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=positive_float, metavar="SECONDS", help="stop after this long (default: "
                    "until Ctrl-C or SIGTERM)")
     p.add_argument("--journal", metavar="DIR", help="folder for run journals (default: config journal_dir)")
+    p.add_argument("--accept-positions", action="store_true",
+                   help="start even though the wallet's positions differ from the end of its previous run (after "
+                        "you looked at its trades); the difference is journaled")
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
     raw: bytes | None = None
     try:
@@ -502,7 +554,8 @@ def live_main(argv: list[str] | None = None) -> int:
 
     async def main() -> SessionResult:
         return await run_live_session(cfg, endpoints=endpoints, duration_s=args.duration, journal_root=journal_root,
-                                      out=say, explicit_caps=explicit_risk_keys(raw))
+                                      out=say, explicit_caps=explicit_risk_keys(raw),
+                                      accept_positions=args.accept_positions)
 
     try:
         res = trio.run(main)

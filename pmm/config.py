@@ -110,6 +110,9 @@ class LiveConfig(_Cfg):
     """Lock files (one running instance per wallet) and the record of passed integration smoke tests."""
     startup_timeout_s: Annotated[float, Meta(ge=1, le=300)] = 30.0
     """How long the start may wait for the user channel and the first heartbeat before refusing."""
+    position_tolerance: Annotated[int, Meta(ge=0, le=10**15)] = 0
+    """Micro-shares: how far a token's balance at start may differ from what the previous run of this wallet ended
+    with before the session refuses to start (0: exactly; docs/live.md, "Starting inventory")."""
 
 
 class AppConfig(_Cfg):
@@ -199,7 +202,7 @@ def _one_line(text: str) -> str:
 
 
 _MICRO = 1_000_000
-_SHARES = {"size", "max_position", "max_order_size", "min_order_size", "reward_min_size"}
+_SHARES = {"size", "max_position", "max_order_size", "min_order_size", "reward_min_size", "position_tolerance"}
 _PRICES = {"spread", "level_spacing", "refresh_tolerance", "price_band", "tick", "reward_max_spread"}
 _DOLLARS = {"max_order_notional", "max_total_notional", "max_loss", "daily_loss", "reduce_loss"}
 _HEX64 = re.compile(r"(?<![0-9a-fA-F])(0x)?[0-9a-fA-F]{64}(?![0-9a-fA-F])")
