@@ -1,6 +1,6 @@
 """Live-trading proofs: preflight refuses what it must; the live core parses the venue's user channel into fills
 and cancels; an unknown submit outcome blocks its token until it is resolved; heartbeat loss trips the kill switch;
-an order of ours that we never signed halts trading. All through the real core (``fills="live"``: the live core
+an order of ours that we never signed halts trading; tokens held at start count in the risk gate and the portfolio. All through the real core (``fills="live"``: the live core
 executor ``actors.core.live``), with the venue scripted by ``ScriptedVenue``: it signs (``OrderSigned``), answers
 (``ExchangeReply``) and speaks on the user channel (``UserFrame``) exactly as the live sinks and edges record it.
 """
@@ -23,12 +23,24 @@ from events.live import (
     OrderSigned,
     PreflightCheck,
     ReconcileStarted,
+    StartingInventory,
     StartupCleanup,
+    TokenBalance,
     UserFrame,
     UserStatus,
 )
 from events.market import FeedFrame, FeedStatus
-from events.orders import CancelAll, CancelIntent, ExchangeReply, Fill, OrderIntent, OrderState, Position
+from events.orders import (
+    CancelAll,
+    CancelIntent,
+    ExchangeReply,
+    Fill,
+    OrderIntent,
+    OrderState,
+    Position,
+    RiskApproved,
+    RiskReject,
+)
 from events.params import CoreParams, OrderParams, RiskParams
 from replay.harness import ScriptedSession
 from replay.proofs import ProofContext, expect, proof
@@ -71,9 +83,11 @@ class ScriptedVenue:
         self._fence = 0
         self.match_time = s.now // SEC
 
-    def start(self, *, leftovers: tuple[str, ...] = ()) -> None:
+    def start(self, *, leftovers: tuple[str, ...] = (), inventory: StartingInventory | None = None) -> None:
         self.s.at(0, "session", LiveIdentity(address=ADDRESS, key_id=key_id(API_KEY), exchange="scripted"))
         self.s.at(0, "session", StartupCleanup(found=leftovers, cancelled=leftovers, remaining=(), ok=True))
+        if inventory is not None:  # journals recorded before it existed have none: the other proofs show those
+            self.s.at(0, "session", inventory)
         self.s.at(0, "user", UserStatus(conn=1, state="connected"))
         self.snapshot(())
 
@@ -356,3 +370,49 @@ def live_heartbeat_loss_kills(ctx: ProofContext) -> str:
     return f"KillSwitch(heartbeat_failed) -> HALTED, one CancelAll to the executor; {intents} intent(s) after, " \
            f"0 approved"
 
+
+
+# ---------------------------------------------------------------------------------------------- starting inventory
+def _held(yes: int, no: int = 0) -> StartingInventory:
+    return StartingInventory(balances=(TokenBalance(token_id=MARKET.yes_token, balance=yes),
+                                       TokenBalance(token_id=MARKET.no_token, balance=no)),
+                             detail="scripted: the wallet's balances at start")
+
+
+@proof("live_starting_inventory")
+def live_starting_inventory(ctx: ProofContext) -> str:
+    """Tokens the wallet held before the run (``StartingInventory``) count from the start. With 45 YES held and a
+    50-share cap, the quoter's bid on YES is refused (position_limit: 45 + bid > 50) while its ask is a SELL of the
+    held YES, approved (without the inventory it would be insufficient_position); the YES position is 45 at once,
+    entered at its first mark (PnL 0, not a windfall). A 40 s venue-side start before the feed does not trip the
+    stale-feed kill switch (30 s): its clock starts with the feed. A start beyond the cap halts (position_limit)."""
+    s = ctx.session(live_params(max_position=50 * MICRO))
+    v = ScriptedVenue(s)
+    v.start(inventory=_held(45 * MICRO))
+    s.at(40 * SEC, "clock", Tick())  # heartbeat and user channel took 40 s; the feed starts after them
+    expect(not s.events(KillSwitch), f"a kill switch before the feed started: {s.events(KillSwitch)}")
+    v.open_market()
+    v.serve()
+    intents = {it.client_id: it for it in s.events(OrderIntent)}
+    refused = [r for r in s.events(RiskReject) if intents[r.client_id].token_id == MARKET.yes_token
+               and intents[r.client_id].side == "BUY"]
+    expect(refused and all(r.code == "position_limit" for r in refused), f"YES bids: {refused}")
+    approved = [intents[a.client_id] for a in s.events(RiskApproved) if a.client_id in intents]
+    sells = [it for it in approved if it.token_id == MARKET.yes_token and it.side == "SELL"]
+    expect(sells, f"the held YES was not offered: approved {approved}")
+    yes = [p for p in s.events(Position) if p.token_id == MARKET.yes_token]
+    expect(yes and yes[0].position == 45 * MICRO and yes[0].mtm == 0, f"YES positions {yes}")
+    marked = [p for p in yes if p.mark]
+    expect(marked and -1 <= marked[0].mtm <= 0, f"PnL at the first mark: {marked[:1]}")
+    expect(not s.events(KillSwitch), f"a kill switch tripped: {s.events(KillSwitch)}")
+
+    big = ctx.session(live_params(max_position=50 * MICRO), suffix="beyond")
+    w = ScriptedVenue(big)
+    w.start(inventory=_held(0, 60 * MICRO))
+    kill = _kill(big, "position_limit")
+    w.open_market()
+    places = [a for a in w.approved() if a[0] == "place"]
+    expect(not places, f"{len(places)} place(s) approved with a start beyond the cap")
+    return (f"45 YES held: {len(refused)} YES bid(s) refused (position_limit), {len(sells)} SELL of held YES "
+            f"approved, PnL {marked[0].mtm} at the first mark; no stale kill over a 40 s start; 60 NO held -> "
+            f"KillSwitch(position_limit) at seq {kill}, 0 places")

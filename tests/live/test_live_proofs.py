@@ -14,8 +14,8 @@ LIVE_PROOFS = sorted(n for n in PROOFS if n.startswith("live_"))
 
 
 def test_there_are_live_proofs() -> None:
-    assert {"live_preflight_refuses", "live_unknown_outcome_blocks_token", "live_heartbeat_loss_kills"} <= set(
-        LIVE_PROOFS)
+    assert {"live_preflight_refuses", "live_unknown_outcome_blocks_token", "live_heartbeat_loss_kills",
+            "live_starting_inventory"} <= set(LIVE_PROOFS)
 
 
 @pytest.mark.parametrize("name", LIVE_PROOFS)
