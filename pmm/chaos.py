@@ -373,9 +373,11 @@ class _OpenOrders:
 def check_limits(records: list[tuple[int, Any]]) -> list[str]:
     """Invariant 1 (paper): every place the risk gate approved, checked again at the moment the gate decided it,
     against RunStarted.params and the book: allowlist, post-only, size, notional, tick, price range, price band,
-    would-cross, open-orders, position; plus the structural gate (only approved places reach the executor)."""
+    would-cross, open-orders, position (a live run's ``StartingInventory`` is held from the start); plus the
+    structural gate (only approved places reach the executor)."""
     from actors.sink.gate import ApprovedActions
     from events.control import RunStarted
+    from events.live import StartingInventory
     from events.market import BookChanged
     from events.orders import ExchangeReply, Fill, OrderIntent, RiskApproved
     from events.paper import SimRested, WouldPlace
@@ -400,6 +402,10 @@ def check_limits(records: list[tuple[int, Any]]) -> list[str]:
             allow, min_size = _mkt_index(params)
         elif isinstance(ev, BookChanged):
             books[ev.token_id] = ev
+        elif isinstance(ev, StartingInventory):
+            if ev.ok:
+                for b in ev.balances:
+                    pos[b.token_id] += b.balance
         elif isinstance(ev, ExchangeReply):
             opens.on_reply(ev)
             if ev.op == "place" and ev.ok and ev.status not in ("rejected", "unmatched") and ev.client_id not in approved_ids:
@@ -508,16 +514,29 @@ def check_no_open(records: list[tuple[int, Any]]) -> list[str]:
 
 def check_positions(records: list[tuple[int, Any]]) -> tuple[list[str], int, int]:
     """Invariant 3: per token, position and cash recomputed from the Fill events (counted once per (trade, order)
-    from the first MATCHED or CONFIRMED; FAILED reverses) equal the last Position event. Returns (problems, fills,
-    failed fills)."""
+    from the first MATCHED or CONFIRMED; FAILED reverses) equal the last Position event. A live run's starting
+    inventory (``StartingInventory``) is part of the position, and of the cash once entered: as a buy at the token's
+    first valid two-sided mid, rounded up (docs/live.md, "Starting inventory"). Returns (problems, fills, failed
+    fills)."""
+    from events.live import StartingInventory
+    from events.market import BookChanged
     from events.orders import Fill, Position
 
     ledger: dict[str, dict[tuple[str, str], tuple[int, int]]] = defaultdict(dict)
     last: dict[str, Any] = {}
+    start: dict[str, int] = {}
+    entry: dict[str, int] = {}
     n_fills = n_failed = 0
     for _seq, env in records:
         ev = env.ev
-        if isinstance(ev, Fill):
+        if isinstance(ev, StartingInventory):
+            if ev.ok:
+                start = {b.token_id: b.balance for b in ev.balances if b.balance > 0}
+        elif (isinstance(ev, BookChanged) and ev.token_id in start and ev.token_id not in entry and ev.valid
+              and ev.best_bid > 0 and ev.best_ask > 0):
+            mid = (ev.best_bid + ev.best_ask) // 2
+            entry[ev.token_id] = (-mid * start[ev.token_id]) // 10**6  # paid, rounded up
+        elif isinstance(ev, Fill):
             key = (ev.trade_id, ev.client_id)
             if ev.status == "FAILED":
                 n_failed += 1
@@ -530,9 +549,9 @@ def check_positions(records: list[tuple[int, Any]]) -> tuple[list[str], int, int
         elif isinstance(ev, Position):
             last[ev.token_id] = ev
     problems = []
-    for token in sorted(set(ledger) | set(last)):
-        want_pos = sum(d for d, _ in ledger[token].values())
-        want_cash = sum(c for _, c in ledger[token].values())
+    for token in sorted(set(ledger) | set(last) | set(start)):
+        want_pos = start.get(token, 0) + sum(d for d, _ in ledger[token].values())
+        want_cash = entry.get(token, 0) + sum(c for _, c in ledger[token].values())
         p = last.get(token)
         if p is None:
             if want_pos or ledger[token]:

@@ -7,10 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from events.codec import Envelope
 from events.control import KillSwitch, RunStarted
+from events.live import StartingInventory, TokenBalance
 from events.market import BookChanged
 from events.orders import Fill, OrderIntent, Position, RiskApproved
 from events.params import CoreParams, MarketParams
@@ -149,6 +151,22 @@ def test_no_open_positions_and_halt_checkers_catch_planted_violations() -> None:
                                        status="FAILED")),
                          ("portfolio", Position(token_id="111", position=0, cash=0, realized=0, mark=0, mtm=0)))
     assert check_positions(reversed_)[0] == []
+
+
+def test_position_and_limit_checkers_count_a_starting_inventory() -> None:
+    """Held at start (live): part of the position at once, entered as a buy at the first valid mid (rounded up);
+    its shares may be sold."""
+    held = ("session", StartingInventory(balances=(TokenBalance(token_id="111", balance=5_000_000),)))
+    recs = _records(_start(), held, _book(),
+                    ("portfolio", Position(token_id="111", position=5_000_000, cash=-2_050_000, realized=0,
+                                           mark=410_000, mtm=0)),
+                    _intent("s", 430_000, size=5_000_000, side="SELL"),
+                    ("risk", RiskApproved(intent_seq=5, client_id="s")))
+    assert check_positions(recs)[0] == []
+    assert check_limits(recs) == []
+    windfall = Position(token_id="111", position=5_000_000, cash=0, realized=0, mark=410_000, mtm=2_050_000)
+    wrong = [*recs[:3], (4, msgspec.structs.replace(recs[3][1], ev=windfall))]
+    assert "fills say 5000000 / -2050000" in check_positions(wrong)[0][0]
 
 
 def test_secret_scan_finds_the_key_in_any_case_and_the_creds(tmp_path: Path) -> None:
