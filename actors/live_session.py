@@ -515,8 +515,8 @@ async def _run(
 def live_main(argv: list[str] | None = None) -> int:
     """``pmm live [--config FILE] [--exchange URL] [--duration S] [--journal DIR] [--accept-positions]``.
 
-    Exit 0: stopped by the operator and confirmed that no order is open; 1: refused (preflight, cleanup, lock),
-    halted by a kill switch other than the operator's, or not confirmed flat; 2: unusable input."""
+    Exit 0: stopped by the operator and confirmed that no order is open; 1: refused (preflight, cleanup, starting
+    inventory, lock), halted by a kill switch other than the operator's, or not confirmed flat; 2: unusable input."""
     from journal import JournalError
     from pmm.args import Parser, err, positive_float
     from pmm.cli import _final_summary

@@ -718,6 +718,10 @@ class _Harness:
         self._jump = next((f for f in sched.faults if f.kind == "clock_jump"), None)
         self.quoted_tokens: list[tuple[str, str]] = []  # (yes, no) of the markets the session quotes
         self.impaired_until = 0.0
+        self.accept_positions = False
+        """The last live start was refused because the wallet's positions moved while no session watched (after a
+        kill -9 or crash: orphan orders filled before the restart cancelled them). Like an operator who looked, the
+        next start passes ``--accept-positions`` (docs/live.md, "Starting inventory")."""
 
     def now(self) -> float:
         import trio
@@ -752,6 +756,10 @@ class _Harness:
         module = "pmm.chaos_child" if self._jump is not None else "pmm.cli"
         argv = [sys.executable, "-m", module, self.s.mode, "--exchange", self.sb.base_url, "--duration",
                 f"{duration:.1f}", "--journal", str(self.jroot), "--config", str(cfg_path)]
+        accepted = self.s.mode == "live" and self.accept_positions
+        if accepted:
+            argv.append("--accept-positions")
+            self.accept_positions = False
         env, clock = self._child_env(start)
         rec = SessionRec(index, start, argv, clock_env=clock, seen_digest=hashlib.blake2b(digest_size=16),
                          stdout=self.logs / f"session-{index}.out", stderr=self.logs / f"session-{index}.err",
@@ -768,6 +776,7 @@ class _Harness:
         self.current = rec
         self.result.sessions.append(rec)
         jump = f", clock jump {clock}" if clock else ""
+        jump += ", --accept-positions" if accepted else ""
         self.say(f"  t+{start:6.1f}s  session {index} started (pid {rec.pid}, --duration {duration:.1f}{jump})")
         return rec
 
@@ -798,6 +807,10 @@ class _Harness:
             rec.ended, rec.rc = self.now(), proc.returncode
             if not rec.cause:
                 rec.cause = self._cause(rec)
+            if rec.cause == "refused":
+                accept, explained = positions_moved(_tail(rec.stderr), [r.cause for r in self.result.sessions[:-1]])
+                self.accept_positions = accept
+                rec.impaired = rec.impaired or explained
             self.current, self.proc = None, None
             left = ""
             if self.s.mode == "live":
@@ -823,7 +836,8 @@ class _Harness:
             return "duration"
         err = _tail(rec.stderr)
         if rec.rc == 1 and self.s.mode == "live":
-            if any(w in err for w in ("preflight failed", "startup cleanup failed", "already running", "refus")):
+            if any(w in err for w in ("preflight failed", "startup cleanup failed", "starting inventory",
+                                      "already running", "refus")):
                 return "refused"  # the session refused to start (fail closed); judged by whether a fault explains it
             if any(k[1] != "operator_stop" for k in rec.kills):
                 return "halted"  # `pmm live` exits 1 after a kill switch other than the operator's
@@ -1338,6 +1352,16 @@ def _check_secrets(h: _Harness) -> None:
     venue = [f for f in found if f.startswith("api key ") and f.endswith(os.sep + "audit.json")]
     check.notes += venue
     check.problems += [f for f in found if f not in venue]
+
+
+def positions_moved(err: str, earlier: list[str]) -> tuple[bool, bool]:
+    """A live start refused because the wallet's positions differ from the previous run's end (``err``: its last
+    stderr line; ``earlier``: the causes of the sessions before it): (start the next one with
+    ``--accept-positions``, the refusal is explained by an earlier session that died without a clean stop, whose
+    orphan orders could fill before the restart cancelled them)."""
+    if "starting inventory: positions differ" not in err:
+        return False, False
+    return True, any(c in ("kill9", "crash", "overran", "enospc") for c in earlier)
 
 
 def _tail(path: Path | None, n: int = 300) -> str:

@@ -31,6 +31,7 @@ from pmm.chaos import (
     kinds_for,
     live_available,
     make_schedule,
+    positions_moved,
     scan_for_secrets,
     secret_strings,
 )
@@ -167,6 +168,15 @@ def test_position_and_limit_checkers_count_a_starting_inventory() -> None:
     windfall = Position(token_id="111", position=5_000_000, cash=0, realized=0, mark=410_000, mtm=2_050_000)
     wrong = [*recs[:3], (4, msgspec.structs.replace(recs[3][1], ev=windfall))]
     assert "fills say 5000000 / -2050000" in check_positions(wrong)[0][0]
+
+
+def test_a_positions_refusal_after_a_kill_is_explained_and_the_next_start_accepts() -> None:
+    err = ("pmm: starting inventory: positions differ from the end of run r0: token 5988…: expected 0.00 shares, "
+           "found 5.00 shares (tolerance 0.00 shares): fills happened while pmm was not watching? …")
+    assert positions_moved(err, ["kill9"]) == (True, True)
+    assert positions_moved(err, ["duration", "halted"]) == (True, False)  # unexplained: a problem, still accepted
+    assert positions_moved("pmm: starting inventory: cannot read the balance of token 1: HTTP 500", ["kill9"]) == (
+        False, False)
 
 
 def test_secret_scan_finds_the_key_in_any_case_and_the_creds(tmp_path: Path) -> None:
