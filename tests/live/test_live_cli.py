@@ -108,10 +108,15 @@ async def test_pmm_live_killed_with_sigkill_then_restart_cancels_the_orphans(tmp
         orphans = {o["id"] for o in sb.open_orders(TEST_ADDRESS)}
         assert orphans, "nothing was left open by the killed process"
         p = await run(LIVE, "--config", str(cfg), "--exchange", sb.base_url, "--duration", "3", within=90)
+        if p.returncode == 1 and "starting inventory: positions differ" in p.stderr.decode():
+            # an orphan filled before the restart cancelled it: the wallet no longer holds what the killed run's
+            # journal says, and the restart must refuse (docs/live.md); the operator looks, then accepts
+            p = await run(LIVE, "--config", str(cfg), "--exchange", sb.base_url, "--duration", "3",
+                          "--accept-positions", within=90)
         assert p.returncode == 0, p.stdout.decode()[-2000:] + p.stderr.decode()
         assert sb.open_orders(TEST_ADDRESS) == []
     runs = sorted((tmp_path / "journals").iterdir())
-    assert len(runs) == 2
+    assert len(runs) in (2, 3)
     [cleanup] = events(runs[1], StartupCleanup)
     assert cleanup.ok and orphans <= set(cleanup.found) and cleanup.remaining == ()
     assert verify(runs[1]).ok
