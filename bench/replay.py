@@ -4,6 +4,10 @@
   re-run of the full core over every input, byte comparison of every derived record), in records per second,
   against a **decode-only** pass over the same file (``JournalReader.records()`` + ``events.codec.decode`` of
   every payload): what any reader of the journal pays before doing anything. Target >= 200k records/s.
+- ``replay.verify_floor``: every step of ``verify`` except the actors' own work (read with all checks, tell
+  inputs from derived records, decode inputs, build and encode every envelope, compare), the derived events
+  decoded beforehand: the speed of ``verify`` with a core that costs nothing. Against the same decode-only pass.
+- ``replay.core_us_per_record``: verify minus floor, per record: what the actors (and the sequencer's routing) add.
 - ``replay.bytes_per_record``: on-disk size of that journal per record (headers included), for context.
 
 The journal is recorded the way a paper session (fills=sim) records one, without sockets: a
