@@ -229,8 +229,11 @@ async def test_ghost_fill_fails_and_restores_the_order_and_balances(autojump_clo
             assert (await ac.trades())[0]["status"] == "FAILED"
             # the probabilistic switch: every trade with a user order fails
             sb.faults.ghost_fill_rate = 1.0
+            first = ev["id"]
             sb.trade(tok, "SELL", float(dict(sb.book(tok).bids)[Decimal(str(price))]))
-            await trio.sleep(3.5)
+            await user.wait_for(
+                lambda e: e.get("event_type") == "trade" and e["status"] == "FAILED" and e["id"] != first
+            )
             assert [t["status"] for t in await ac.trades()] == ["FAILED", "FAILED"]
             assert (await ac.open_orders())[0]["size_matched"] == "0"
         assert sb.faults.counts["ghost_fill"] == 2
