@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import platform
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from events.codec import SCHEMA_FINGERPRINT, SCHEMA_VERSION, Envelope, EventDecodeError, decode
-from journal import HeaderInfo, Journal, JournalError, JournalReader
+from journal import HeaderInfo, Journal, JournalError, JournalReader, Record
+
+T = TypeVar("T")
 
 
 class JournalSink:
@@ -75,13 +78,16 @@ def read_envelopes(
 ) -> Iterator[tuple[int, bytes, Envelope]]:
     """Every record in ``[from_seq, to_seq]`` as (seq, payload, envelope). Bad payloads raise one line."""
     for rec in reader.records(from_seq=from_seq, to_seq=to_seq):
-        try:
-            env = decode(rec.payload)
-        except EventDecodeError as exc:
-            raise JournalDecodeError(
-                f"{rec.segment}: offset {rec.offset}: record seq {rec.seq}: {exc}"
-            ) from None
-        yield rec.seq, bytes(rec.payload), env
+        yield rec.seq, bytes(rec.payload), decode_record(rec)
+
+
+def decode_record(rec: Record, decoder: Callable[[bytes], T] = decode) -> T:  # type: ignore[assignment]
+    """``decoder(rec.payload)`` (the whole envelope by default); a payload that does not decode raises
+    ``JournalDecodeError`` with one line naming its segment file, offset and seq."""
+    try:
+        return decoder(rec.payload)
+    except EventDecodeError as exc:
+        raise JournalDecodeError(f"{rec.segment}: offset {rec.offset}: record seq {rec.seq}: {exc}") from None
 
 
 def machine() -> str:

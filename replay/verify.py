@@ -12,10 +12,10 @@ from pathlib import Path
 from actors.sequencer import Sequencer
 from actors.version import core_of, run_version
 from actors.wiring import build_core
-from events.codec import Envelope, EnvelopeHead, EventDecodeError, decode, decode_head
+from events.codec import Envelope, decode_head
 from events.control import RunStarted
 from journal import JournalReader, Record
-from replay.journal_io import JournalDecodeError, check_schema
+from replay.journal_io import check_schema, decode_record
 
 
 @dataclass
@@ -94,18 +94,7 @@ class _Comparer:
 
 
 def envelope_of(rec: Record) -> Envelope:
-    """The decoded envelope of a record; a payload that does not decode raises one line naming where it is."""
-    try:
-        return decode(rec.payload)
-    except EventDecodeError as exc:
-        raise JournalDecodeError(f"{rec.segment}: offset {rec.offset}: record seq {rec.seq}: {exc}") from None
-
-
-def head_of(rec: Record) -> EnvelopeHead:
-    try:
-        return decode_head(rec.payload)
-    except EventDecodeError as exc:
-        raise JournalDecodeError(f"{rec.segment}: offset {rec.offset}: record seq {rec.seq}: {exc}") from None
+    return decode_record(rec)
 
 
 def verify(path: Path) -> VerifyResult:
@@ -131,7 +120,7 @@ def verify(path: Path) -> VerifyResult:
     inputs = 0
     try:
         while (rec := peek()) is not None:
-            if head_of(rec).cause != 0:
+            if decode_record(rec, decode_head).cause != 0:
                 env = envelope_of(rec)
                 result.mismatch = Mismatch(
                     rec.seq, env.src, env, None, "recorded event was not produced by replay (replay produced fewer)"
@@ -152,7 +141,3 @@ def verify(path: Path) -> VerifyResult:
     if reader.torn is not None:
         result.notes.append(f"torn tail not read: {reader.torn}")
     return result
-
-
-def decode_payload(payload: bytes) -> Envelope:
-    return decode(payload)
