@@ -48,40 +48,33 @@ from actors.edge.exchange import (
     live_endpoints,
     public_json,
 )
-from actors.edge.feed import FeedSettings, MarketFeed
+from actors.edge.feed import MarketFeed
 from actors.edge.heartbeat import GeoblockWatch, Heartbeat
 from actors.edge.inventory import KnownPositions, previous_positions, starting_inventory
 from actors.edge.keymask import KeyMask
 from actors.edge.rest import BookFetcher, DiscoveryError
 from actors.edge.signing import OrderSigner, SignatureError
 from actors.edge.user_channel import UserChannel
-from actors.version import run_version
-from actors.sequencer import Sequencer, Subscriber, run_sequencer
+from actors.sequencer import Subscriber
 from actors.session import (
     SessionError,
     SessionResult,
-    _printer,
-    _status_writer,
     _wait_for_stop,
-    _write_final_status,
-    new_run_id,
-    prior_halt,
+    feed_settings,
+    open_run,
     resolve_markets,
+    run_shell,
 )
 from actors.sink.executor import ExecutorSettings, LiveExecutor
-from actors.sink.stats import SessionStats
-from actors.wiring import build_core
 from events.base import Event
-from events.control import OperatorStop, RunEnded, RunStarted
+from events.control import OperatorStop, RunEnded
 from events.live import LiveIdentity, StartingInventory, StartupCleanup
 from events.market import ResyncRequest
 from events.params import CoreParams, MarketParams
 from events.units import shares
-from journal import Journal
-from pmm.config import AppConfig, config_hash
+from pmm.config import AppConfig
 from pmm.preflight import Check, PreflightResult, run_preflight
 from pmm.secrets import Redactor, SecretError, load_private_key
-from replay.journal_io import JournalSink, header_info
 
 T = TypeVar("T")
 STOP_CANCEL_WAIT_S = 60.0
@@ -375,25 +368,17 @@ async def _run(
             out(f"pmm live: starting inventory: {inventory.detail}")
     params = CoreParams(markets=markets, quoter=cfg.quoter, orders=cfg.orders, risk=cfg.risk, sim=cfg.sim,
                         fills="live", quoting=True)
-    seed = cfg.seed or (clock.now_ns() & 0x7FFF_FFFF_FFFF_FFFF)
-    run_id = new_run_id("live", clock)
-    halt = prior_halt(journal_root)
-    run_dir = journal_root / run_id
-    chash = config_hash(cfg)
-    journal = Journal.create(run_dir, header_info(run_id=run_id, seed=seed, created_ns=clock.now_ns(), config_hash=chash))
-    sink = JournalSink(journal)
-    sequencer = Sequencer(sink, build_core(params))
-    stats = SessionStats()
+    run = open_run(cfg, params, mode="live", journal_root=journal_root, clock=clock)
+    run_dir = run.run_dir
     notes = [c.line() for c in checks]
     boot: list = []
     """What the boot inputs journaled (a halt, the starting positions): fed to the status like the rest."""
 
     def submit(src: str, ev: Event) -> None:
-        boot.extend(sequencer.submit(src, clock.now_ns(), mask.event(ev)))
+        boot.extend(run.sequencer.submit(src, clock.now_ns(), mask.event(ev)))
 
     try:
-        submit("session", RunStarted(run_id=run_id, mode="live", version=run_version(), seed=seed, config_hash=chash,
-                                     params=params, prior_halt=halt))
+        submit("session", run.started())
         if signer is not None:
             submit("session", LiveIdentity(
                 address=signer.address, funder=signer.maker if signer.maker != signer.address else "",
@@ -401,29 +386,26 @@ async def _run(
                 signature_type=signer.signature_type, exchange=endpoints.rest_url))
         for c in checks:
             submit("preflight", c.event())
-        sink.flush()
+        run.sink.flush()
         if cleanup is None or rest is None or signer is None:
             bad = next(c for c in checks if not c.ok)
             submit("session", RunEnded(reason=f"preflight failed: {bad.name}"))
             raise SessionError(f"preflight failed: {bad.name}: {bad.detail}; nothing was traded (journal {run_dir})")
         submit("session", cleanup)
-        sink.flush()
+        run.sink.flush()
         if not cleanup.ok or inventory is None:
             submit("session", RunEnded(reason="startup cleanup failed"))
             raise SessionError(f"startup cleanup failed: {cleanup.detail} (journal {run_dir})")
         submit("session", inventory)  # before anything else starts: the core holds it before any intent
-        sink.flush()
+        run.sink.flush()
         if not inventory.ok:
             submit("session", RunEnded(reason="starting inventory refused"))
             raise SessionError(f"starting inventory: {inventory.detail} (journal {run_dir})")
     except BaseException:
-        journal.close()
+        run.journal.close()
         raise
-    stats.feed_all(boot)
-    stats.mode, stats.run_id, stats.started_ns = "live", run_id, clock.now_ns()
-    out(f"pmm live: run {run_id}, wallet {signer.address}, {len(markets)} market(s) on {endpoints.rest_url}")
-    if halt:
-        out(f"pmm live: the previous run crashed while halted ({halt}): trading stays HALTED in this run")
+    run.stats.feed_all(boot)
+    run.announce(clock, out, f"wallet {signer.address}, {len(markets)} market(s) on {endpoints.rest_url}")
     over = [b for b in inventory.balances if b.balance > params.risk.max_position]
     if over:
         out(f"pmm live: the wallet already holds more than risk.max_position ({shares(params.risk.max_position)}) of "
@@ -439,76 +421,55 @@ async def _run(
     tokens = {t: (m.tick, neg[m.condition_id]) for m in markets for t in (m.yes_token, m.no_token)}
     settings = executor_settings or ExecutorSettings(order_timeout_s=live.order_timeout_s,
                                                      cancel_timeout_s=live.order_timeout_s)
-    executor = LiveExecutor(rest, emit, journal=journal, markets=tokens, health=health, settings=settings)
+    executor = LiveExecutor(rest, emit, journal=run.journal, markets=tokens, health=health, settings=settings)
     resync_tx, resync_rx = trio.open_memory_channel(64)
     exec_tx, exec_rx = trio.open_memory_channel(4096)
     subs = [Subscriber("resync", lambda env: isinstance(env.ev, ResyncRequest), resync_tx),
             Subscriber("exec", executor.wants, exec_tx)]
-    feed_settings = FeedSettings(**{f: getattr(cfg.feed, f) for f in cfg.feed.__struct_fields__})
-    reason = "duration elapsed"
-    try:
-        async with trio.open_nursery() as core:
-            core.start_soon(journal.run_group_commit)
-            seq_done = trio.Event()
+    feed_conf = feed_settings(cfg)
 
-            async def sequencer_task(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-                try:
-                    await run_sequencer(sequencer, in_rx, flush=sink.flush, subscribers=subs,
-                                        on_records=stats.feed_all, task_status=task_status)
-                finally:
-                    seq_done.set()
+    async def edges(nursery: trio.Nursery) -> str:
+        await nursery.start(executor.run, exec_rx)
+        await nursery.start(BookFetcher(endpoints.rest_url, emit, client).run, resync_rx)
+        heartbeat = Heartbeat(rest, emit, health, interval_s=live.heartbeat_interval_s)
+        await nursery.start(heartbeat.run)
+        user = UserChannel(endpoints.user_ws_url, [m.condition_id for m in markets], rest, emit, health,
+                           seed=run.seed, settings=feed_conf, trades_after_s=int(wall_s()) - 1)
+        await nursery.start(user.run)
+        geo = GeoblockWatch(client, endpoints.geoblock_url, emit, health, every_s=live.geoblock_recheck_s)
+        await nursery.start(geo.run)
+        await nursery.start(run_ticks, emit, cfg.tick_ms / 1000)
+        startup = ""
+        with trio.move_on_after(live.startup_timeout_s):
+            await heartbeat.first.wait()
+            await user.ready.wait()
+        if not health.heartbeat_ok:
+            startup = "startup failed: the heartbeat did not start"
+        elif not user.ready.is_set():
+            startup = f"startup failed: the user channel was not ready within {live.startup_timeout_s:g} s"
+        if startup:
+            reason = startup
+            notes.append(f"failure: {startup}")
+            out(f"pmm live: {startup}")
+        else:
+            feed = MarketFeed(endpoints.market_ws_url, list(tokens), emit, seed=run.seed, settings=feed_conf)
+            await nursery.start(feed.run)
+            reason = await _wait_for_stop(duration_s, stop, handle_signals)
+        # the stop, with the edges still running: the executor cancels every order and confirms it
+        out(f"pmm live: stopping ({reason}): cancelling every order")
+        await in_tx.send(("operator", clock.now_ns(), OperatorStop(reason=reason)))
+        with trio.move_on_after(STOP_CANCEL_WAIT_S):
+            await executor.cancel_all_done.wait()
+        with trio.move_on_after(STOP_CANCEL_WAIT_S):
+            await executor.confirm_flat("stop: final sweep")
+        flat = bool(executor.cancel_all_ok)
+        stats_note = "confirmed: no order open" if flat else "NOT confirmed that no order is open"
+        notes.append(f"stop: {stats_note}")
+        out(f"pmm live: {stats_note}")
+        return reason
 
-            await core.start(sequencer_task)
-            async with trio.open_nursery() as edges:
-                edges.start_soon(_printer, stats, clock, out, print_every_s)
-                edges.start_soon(_status_writer, stats, clock, run_dir, Path(cfg.status_file),
-                                 Path(cfg.publish_dir) if cfg.publish_dir else None, notes)
-                await edges.start(executor.run, exec_rx)
-                await edges.start(BookFetcher(endpoints.rest_url, emit, client).run, resync_rx)
-                heartbeat = Heartbeat(rest, emit, health, interval_s=live.heartbeat_interval_s)
-                await edges.start(heartbeat.run)
-                user = UserChannel(endpoints.user_ws_url, [m.condition_id for m in markets], rest, emit, health,
-                                   seed=seed, settings=feed_settings, trades_after_s=int(wall_s()) - 1)
-                await edges.start(user.run)
-                geo = GeoblockWatch(client, endpoints.geoblock_url, emit, health, every_s=live.geoblock_recheck_s)
-                await edges.start(geo.run)
-                await edges.start(run_ticks, emit, cfg.tick_ms / 1000)
-                startup = ""
-                with trio.move_on_after(live.startup_timeout_s):
-                    await heartbeat.first.wait()
-                    await user.ready.wait()
-                if not health.heartbeat_ok:
-                    startup = "startup failed: the heartbeat did not start"
-                elif not user.ready.is_set():
-                    startup = f"startup failed: the user channel was not ready within {live.startup_timeout_s:g} s"
-                if startup:
-                    reason = startup
-                    notes.append(f"failure: {startup}")
-                    out(f"pmm live: {startup}")
-                else:
-                    feed = MarketFeed(endpoints.market_ws_url, list(tokens), emit, seed=seed, settings=feed_settings)
-                    await edges.start(feed.run)
-                    reason = await _wait_for_stop(duration_s, stop, handle_signals)
-                out(f"pmm live: stopping ({reason}): cancelling every order")
-                await in_tx.send(("operator", clock.now_ns(), OperatorStop(reason=reason)))
-                with trio.move_on_after(STOP_CANCEL_WAIT_S):
-                    await executor.cancel_all_done.wait()
-                with trio.move_on_after(STOP_CANCEL_WAIT_S):
-                    await executor.confirm_flat("stop: final sweep")
-                flat = bool(executor.cancel_all_ok)
-                stats_note = "confirmed: no order open" if flat else "NOT confirmed that no order is open"
-                notes.append(f"stop: {stats_note}")
-                out(f"pmm live: {stats_note}")
-                edges.cancel_scope.cancel()
-            await in_tx.send(("session", clock.now_ns(), RunEnded(reason=reason)))
-            await in_tx.aclose()
-            await seq_done.wait()
-            core.cancel_scope.cancel()
-    finally:
-        journal.close()
-        _write_final_status(stats, clock, run_dir, Path(cfg.status_file), notes,
-                            Path(cfg.publish_dir) if cfg.publish_dir else None)
-    return SessionResult(run_dir=run_dir, stats=stats, notes=notes)
+    return await run_shell(run, cfg, (in_tx, in_rx), subs, edges, clock=clock, out=out, print_every_s=print_every_s,
+                           notes=notes)
 
 
 # ---------------------------------------------------------------- pmm live

@@ -13,7 +13,7 @@ import os
 import re
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -133,6 +133,111 @@ def new_run_id(mode: str, clock: Clock) -> str:
     return f"{t:%Y%m%d-%H%M%S}-{mode}-{os.getpid()}"
 
 
+def feed_settings(cfg: AppConfig) -> FeedSettings:
+    """The market feed's connection settings (``cfg.feed``); the live user channel uses the same."""
+    return FeedSettings(**{f: getattr(cfg.feed, f) for f in cfg.feed.__struct_fields__})
+
+
+@dataclass
+class Run:
+    """One run's journal, sequencer and figures, opened the same way in every mode (``open_run``)."""
+
+    mode: str
+    run_id: str
+    seed: int
+    halt: str
+    """The halt carried over from the previous run (``prior_halt``); "" when there is none."""
+    run_dir: Path
+    config_hash: str
+    params: CoreParams
+    journal: Journal
+    sink: JournalSink
+    sequencer: Sequencer
+    stats: SessionStats
+
+    def started(self) -> RunStarted:
+        """The run's first input."""
+        return RunStarted(run_id=self.run_id, mode=self.mode, version=run_version(), seed=self.seed,  # type: ignore[arg-type]
+                          config_hash=self.config_hash, params=self.params, prior_halt=self.halt)
+
+    def announce(self, clock: Clock, out: Callable[[str], None], what: str) -> None:
+        """The run has started: its figures count from now; one line says so (``what``: the markets, the exchange),
+        and one more when a carried-over halt keeps trading halted."""
+        self.stats.mode, self.stats.run_id, self.stats.started_ns = self.mode, self.run_id, clock.now_ns()
+        out(f"pmm {self.mode}: run {self.run_id}, {what}")
+        if self.halt:
+            out(f"pmm {self.mode}: the previous run crashed while halted ({self.halt}): trading stays HALTED in this run")
+
+
+def open_run(cfg: AppConfig, params: CoreParams, *, mode: str, journal_root: Path, clock: Clock) -> Run:
+    """A new run: its seed and id, the previous run's halt (read before this run's folder exists), its journal
+    (created), a sequencer over the core of ``params``, and its figures. Nothing is journaled yet: the caller
+    submits ``run.started()`` first."""
+    seed = cfg.seed or (clock.now_ns() & 0x7FFF_FFFF_FFFF_FFFF)
+    run_id = new_run_id(mode, clock)
+    journal_root = Path(journal_root)
+    halt = prior_halt(journal_root)
+    run_dir = journal_root / run_id
+    chash = config_hash(cfg)
+    journal = Journal.create(run_dir, header_info(run_id=run_id, seed=seed, created_ns=clock.now_ns(), config_hash=chash))
+    sink = JournalSink(journal)
+    return Run(mode=mode, run_id=run_id, seed=seed, halt=halt, run_dir=run_dir, config_hash=chash, params=params,
+               journal=journal, sink=sink, sequencer=Sequencer(sink, build_core(params)), stats=SessionStats())
+
+
+async def run_shell(
+    run: Run,
+    cfg: AppConfig,
+    inputs: tuple[trio.MemorySendChannel, trio.MemoryReceiveChannel],
+    subscribers: list[Subscriber],
+    edges: Callable[[trio.Nursery], Awaitable[str]],
+    *,
+    clock: Clock,
+    out: Callable[[str], None],
+    print_every_s: float,
+    notes: list[str],
+    after_edges: Callable[[str], Awaitable[None]] | None = None,
+) -> SessionResult:
+    """Run a started run to its end; every mode does this part the same way. The group commit and the sequencer
+    (``inputs`` in, ``subscribers`` out) start first, then the console line and the status writer, then
+    ``edges(nursery)``: it starts the mode's sinks and edges in that nursery (each via ``await nursery.start``),
+    waits for the stop and returns its reason. Then the edges stop, ``after_edges(reason)`` runs (when given),
+    ``RunEnded`` goes in, the sequencer drains every input and the journal is flushed, fsynced and closed. The final
+    status is written however the run ends."""
+    in_tx, in_rx = inputs
+    journal, sink, stats = run.journal, run.sink, run.stats
+    status_file = Path(cfg.status_file)
+    publish = Path(cfg.publish_dir) if cfg.publish_dir else None
+    try:
+        async with trio.open_nursery() as core:
+            core.start_soon(journal.run_group_commit)
+            seq_done = trio.Event()
+
+            async def sequencer_task(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+                try:
+                    await run_sequencer(run.sequencer, in_rx, flush=sink.flush, subscribers=subscribers,
+                                        on_records=stats.feed_all, task_status=task_status)
+                finally:
+                    seq_done.set()
+
+            await core.start(sequencer_task)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_printer, stats, clock, out, print_every_s)
+                nursery.start_soon(_status_writer, stats, clock, run.run_dir, status_file, publish, notes)
+                reason = await edges(nursery)
+                nursery.cancel_scope.cancel()
+            if after_edges is not None:
+                await after_edges(reason)
+            await in_tx.send(("session", clock.now_ns(), RunEnded(reason=reason)))
+            await in_tx.aclose()
+            await seq_done.wait()  # the sequencer drained every input, RunEnded included
+            core.cancel_scope.cancel()
+    finally:
+        journal.close()
+        _write_final_status(stats, clock, run.run_dir, status_file, notes, publish)
+    return SessionResult(run_dir=run.run_dir, stats=stats, notes=notes)
+
+
 async def run_session(
     cfg: AppConfig,
     *,
@@ -161,28 +266,11 @@ async def run_session(
             markets=markets, quoter=cfg.quoter, orders=cfg.orders, risk=cfg.risk, sim=cfg.sim,
             fills=fills, quoting=mode != "shadow",  # type: ignore[arg-type]
         )
-        seed = cfg.seed or (clock.now_ns() & 0x7FFF_FFFF_FFFF_FFFF)
-        run_id = new_run_id(mode, clock)
-        journal_root = Path(journal_root)
-        halt = prior_halt(journal_root)
-        run_dir = journal_root / run_id
-        chash = config_hash(cfg)
-        journal = Journal.create(run_dir, header_info(run_id=run_id, seed=seed, created_ns=clock.now_ns(), config_hash=chash))
-        sink = JournalSink(journal)
-        sequencer = Sequencer(sink, build_core(params))
-        stats = SessionStats()
-        sequencer.submit(
-            "session",
-            clock.now_ns(),
-            RunStarted(run_id=run_id, mode=mode, version=run_version(), seed=seed, config_hash=chash,  # type: ignore[arg-type]
-                       params=params, prior_halt=halt),
-        )
-        sink.flush()
-        stats.mode, stats.run_id, stats.started_ns = mode, run_id, clock.now_ns()
-        out(f"pmm {mode}: run {run_id}, {len(markets)} market(s) on {endpoints.rest_url}"
-            + (" (built-in sandbox)" if endpoints.sandbox else ""))
-        if halt:
-            out(f"pmm {mode}: the previous run crashed while halted ({halt}): trading stays HALTED in this run")
+        run = open_run(cfg, params, mode=mode, journal_root=journal_root, clock=clock)
+        run.sequencer.submit("session", clock.now_ns(), run.started())
+        run.sink.flush()
+        run.announce(clock, out, f"{len(markets)} market(s) on {endpoints.rest_url}"
+                     + (" (built-in sandbox)" if endpoints.sandbox else ""))
         for n in notes:
             out(f"pmm {mode}: {n}")
 
@@ -193,42 +281,20 @@ async def run_session(
 
         resync_tx, resync_rx = trio.open_memory_channel(64)
         subs = [Subscriber("resync", lambda env: isinstance(env.ev, ResyncRequest), resync_tx)]
-        reason = "duration elapsed"
-        try:
-            async with trio.open_nursery() as core:
-                core.start_soon(journal.run_group_commit)
-                seq_done = trio.Event()
 
-                async def sequencer_task(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-                    try:
-                        await run_sequencer(sequencer, in_rx, flush=sink.flush, subscribers=subs,
-                                            on_records=stats.feed_all, task_status=task_status)
-                    finally:
-                        seq_done.set()
+        async def edges(nursery: trio.Nursery) -> str:
+            await nursery.start(BookFetcher(endpoints.rest_url, emit, client).run, resync_rx)
+            await nursery.start(run_ticks, emit, cfg.tick_ms / 1000)
+            tokens = [t for m in markets for t in (m.yes_token, m.no_token)]
+            feed = MarketFeed(endpoints.market_ws_url, tokens, emit, seed=run.seed, settings=feed_settings(cfg))
+            await nursery.start(feed.run)
+            return await _wait_for_stop(duration_s, stop, handle_signals)
 
-                await core.start(sequencer_task)
-                async with trio.open_nursery() as edges:
-                    edges.start_soon(_printer, stats, clock, out, print_every_s)
-                    edges.start_soon(_status_writer, stats, clock, run_dir, Path(cfg.status_file),
-                                     Path(cfg.publish_dir) if cfg.publish_dir else None, notes)
-                    await edges.start(BookFetcher(endpoints.rest_url, emit, client).run, resync_rx)
-                    await edges.start(run_ticks, emit, cfg.tick_ms / 1000)
-                    tokens = [t for m in markets for t in (m.yes_token, m.no_token)]
-                    feed = MarketFeed(endpoints.market_ws_url, tokens, emit, seed=seed,
-                                      settings=FeedSettings(**{f: getattr(cfg.feed, f) for f in cfg.feed.__struct_fields__}))
-                    await edges.start(feed.run)
-                    reason = await _wait_for_stop(duration_s, stop, handle_signals)
-                    edges.cancel_scope.cancel()
-                await in_tx.send(("operator", clock.now_ns(), OperatorStop(reason=reason)))
-                await in_tx.send(("session", clock.now_ns(), RunEnded(reason=reason)))
-                await in_tx.aclose()
-                await seq_done.wait()  # the sequencer drained every input, RunEnded included
-                core.cancel_scope.cancel()
-        finally:
-            journal.close()
-            _write_final_status(stats, clock, run_dir, Path(cfg.status_file), notes,
-                                Path(cfg.publish_dir) if cfg.publish_dir else None)
-    return SessionResult(run_dir=run_dir, stats=stats, notes=notes)
+        async def operator_stop(reason: str) -> None:  # once the edges have stopped
+            await in_tx.send(("operator", clock.now_ns(), OperatorStop(reason=reason)))
+
+        return await run_shell(run, cfg, (in_tx, in_rx), subs, edges, clock=clock, out=out,
+                               print_every_s=print_every_s, notes=notes, after_edges=operator_stop)
 
 
 async def _wait_for_stop(duration_s: float | None, stop: trio.Event | None, handle_signals: bool) -> str:
