@@ -239,7 +239,7 @@ def build(platform: str, out: Path, *, pythons: tuple[str, ...] = DEFAULT_PYTHON
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pmm.supervisor import _Parser
+    from pmm.args import Parser as _Parser
 
     p = _Parser(prog="pmm bundle", description="Build the operator bundle (docs/builder.md).")
     sub = p.add_subparsers(dest="bundle_cmd", required=True, parser_class=_Parser, metavar="build")

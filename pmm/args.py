@@ -15,7 +15,7 @@ EXIT_USAGE = 2
 
 def err(msg: str) -> None:
     """Print one error line, prefixed ``pmm: ``."""
-    print(f"pmm: {msg}", file=sys.stderr)
+    print(f"pmm: {msg}", file=sys.stderr, flush=True)
 
 
 class Parser(argparse.ArgumentParser):

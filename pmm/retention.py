@@ -330,7 +330,7 @@ def apply(pl: Plan, log: Callable[[str], None]) -> Outcome:
 
 # ================================================================ `pmm prune`
 def build_parser() -> argparse.ArgumentParser:
-    from pmm.supervisor import _Parser
+    from pmm.args import Parser as _Parser
 
     p = _Parser(prog="pmm prune", description=(
         "Delete the oldest finished run journals beyond storage.keep_runs / storage.max_journal_gb (what `pmm start` "

@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 from pmm import retention
-from pmm.supervisor import DataDir, _Parser, data_dir, lock_held, pid_alive, read_json, read_pid
+from pmm.args import Parser as _Parser
+from pmm.supervisor import DataDir, data_dir, lock_held, pid_alive, read_json, read_pid
 
 EXIT_OK, EXIT_STALE, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
 STALE_AFTER_S = 10.0

@@ -55,10 +55,13 @@ from pathlib import Path
 import msgspec
 
 from pmm import fslock
+from pmm.args import EXIT_FAIL, EXIT_USAGE
+from pmm.args import Parser as _Parser
+from pmm.args import err as _err
 
 from pmm import retention
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+EXIT_OK = 0
 FOREVER_S = 10 * 365 * 24 * 3600.0
 """`pmm start paper` without --duration runs until stopped: the session gets a duration it will never reach."""
 LOG_MAX_BYTES = 10 * 1024 * 1024
@@ -90,16 +93,6 @@ def redact(line: str) -> str:
     named like a secret."""
     line = _SECRET[0].sub(lambda m: (m.group(1) or "") + "<redacted>", line)
     return _SECRET[1].sub(lambda m: m.group(1) + "<redacted>", line)
-
-
-def _err(msg: str) -> None:
-    print(f"pmm: {msg}", file=sys.stderr, flush=True)
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2
-        _err(f"{self.prog.removeprefix('pmm').strip() or 'usage'}: {message} (see --help)")
-        raise SystemExit(EXIT_USAGE)
 
 
 def _positive_float(text: str) -> float:
