@@ -94,17 +94,14 @@ class UserHub:
         if not await wsconn.accept(receive, send):
             return
         conn = UserConnection(self)
-        self.conns.add(conn)
         self.stats["user_ws_connections"] += 1
         stats = self.stats
 
         def sent() -> None:
             stats["user_ws_frames_sent"] += 1
 
-        try:
-            await wsconn.serve(conn, receive, send, on_text=lambda text: self._on_message(conn, text), on_sent=sent)
-        finally:
-            self.conns.discard(conn)
+        await wsconn.serve(conn, receive, send, conns=self.conns, on_text=lambda text: self._on_message(conn, text),
+                           on_sent=sent)
 
     def _on_message(self, conn: UserConnection, text: str) -> None:
         if text.strip() == "PING":

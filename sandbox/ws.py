@@ -130,17 +130,14 @@ class MarketHub:
         if not await wsconn.accept(receive, send):
             return
         conn = MarketConnection(self)
-        self.conns.add(conn)
         self.state.stats["ws_connections"] += 1
         stats = self.state.stats
 
         def sent() -> None:
             stats["ws_frames_sent"] += 1
 
-        try:
-            await wsconn.serve(conn, receive, send, on_text=lambda text: self._on_message(conn, text), on_sent=sent)
-        finally:
-            self.conns.discard(conn)
+        await wsconn.serve(conn, receive, send, conns=self.conns, on_text=lambda text: self._on_message(conn, text),
+                           on_sent=sent)
 
     def _on_message(self, conn: MarketConnection, text: str) -> None:
         st = self.state

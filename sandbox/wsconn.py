@@ -80,11 +80,23 @@ async def serve(
     receive: Any,
     send: Any,
     *,
+    conns: set[Any],
     on_text: Callable[[str], None],
     on_sent: Callable[[], None],
 ) -> None:
     """On an accepted socket: hand every text frame to ``on_text`` and write ``conn``'s outbox until either side
-    ends. ``on_sent`` is called after each frame written (stats)."""
+    ends. ``conn`` is in ``conns`` (its hub's live connections) meanwhile; ``on_sent`` is called after each frame
+    written (stats)."""
+    conns.add(conn)
+    try:
+        await _serve(conn, receive, send, on_text, on_sent)
+    finally:
+        conns.discard(conn)
+
+
+async def _serve(
+    conn: WsConnection, receive: Any, send: Any, on_text: Callable[[str], None], on_sent: Callable[[], None]
+) -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_writer, conn, send, on_sent, nursery.cancel_scope)
         while True:
